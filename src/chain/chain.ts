@@ -1,0 +1,566 @@
+/**
+ * The chain: block store, block index, fork choice and state switching.
+ *
+ * Fork choice: the longest valid chain (greatest height); at equal height the head whose hash is smaller
+ * (byte order) wins. The tie-break depends only on the blocks, so every node that knows the same blocks
+ * picks the same head: an evenly split network converges as soon as the halves see each other.
+ *
+ * Switching heads (a plain extension is the 1-block case of a reorg):
+ *   1. find the fork point between the current head and the target;
+ *   2. in an in-memory overlay, undo the abandoned blocks (per-block undo data) and apply the new ones,
+ *      validating every transaction and every state root on the way;
+ *   3. if any new block fails, mark it and its descendants invalid, commit nothing, and choose again;
+ *   4. otherwise write accounts, indexes, undo data, state lattice and head in ONE atomic batch.
+ * So no chain containing an invalid block is ever adopted, however long, and a crash at any moment leaves
+ * the database at a valid head with a matching state root.
+ *
+ * Concurrency: public methods that mutate take the mutex (`addBlock`), private `_` methods do the work.
+ */
+import { bytesEqual, compareBytes, fromHex, toHex } from '../encoding/bytes.js';
+import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
+import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
+import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
+import { checkBlockContext, checkBlockStatic, decodeBlock, genesisBlock, type Block, type BlockHeader } from '../ledger/block.js';
+import type { Genesis } from '../ledger/genesis.js';
+import { RuleError } from '../ledger/rules.js';
+import { applyBlockTxs, EMPTY_ACCOUNT, isEmptyAccount, touchedAccounts, type Account, type AccountKey, type AccountMap } from '../ledger/state.js';
+import { StateLattice } from '../ledger/statehash.js';
+import { layout, DB_VERSION } from '../storage/layout.js';
+import type { BatchOp, KV } from '../storage/kv.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { TypedEmitter } from '../util/events.js';
+import { LruMap, LruSet } from '../util/lru.js';
+import { Mutex } from '../util/mutex.js';
+import { silentLogger, type Logger } from '../util/log.js';
+
+/** What the chain keeps in memory per known block (any branch). */
+export interface BlockEntry {
+  readonly hash: Uint8Array;
+  readonly hashHex: string;
+  readonly height: number;
+  readonly slot: number;
+  readonly parentHex: string;
+}
+
+export interface TxLocation {
+  blockHash: string;
+  height: number;
+  index: number;
+}
+
+export type AddStatus = 'connected' | 'reorganized' | 'side' | 'duplicate' | 'orphan';
+
+export interface AddResult {
+  status: AddStatus;
+  hash: string;
+  /** For 'orphan': the parent we lack. */
+  parent?: string;
+}
+
+export interface ReorgEvent {
+  oldHead: BlockEntry;
+  newHead: BlockEntry;
+  forkHeight: number;
+  disconnected: Block[];
+  connected: Block[];
+}
+
+export interface ChainEvents {
+  'block:connected': (block: Block) => void;
+  'block:disconnected': (block: Block) => void;
+  /** After every head switch: the new head and the blocks that left and joined the best chain. */
+  'chain:head': (e: { head: BlockEntry; connected: Block[]; disconnected: Block[] }) => void;
+  'chain:reorg': (e: ReorgEvent) => void;
+  'block:invalid': (e: { hash: string; rule: string; message: string }) => void;
+  'chain:equivocation': (e: { slot: number; proposer: string; hashes: string[] }) => void;
+}
+
+export class ChainError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChainError';
+  }
+}
+
+export interface ChainOptions {
+  db: KV;
+  genesis: Genesis;
+  clock?: Clock;
+  verifier?: SignatureVerifier;
+  sigCache?: SigCache;
+  log?: Logger;
+}
+
+/** Fork choice: is `a` a better head than `b`? */
+export function betterHead(a: { height: number; hash: Uint8Array }, b: { height: number; hash: Uint8Array }): boolean {
+  if (a.height !== b.height) return a.height > b.height;
+  return compareBytes(a.hash, b.hash) < 0;
+}
+
+export class Chain extends TypedEmitter<ChainEvents> {
+  readonly genesis: Genesis;
+  readonly db: KV;
+  readonly clock: Clock;
+  readonly verifier: SignatureVerifier;
+  readonly sigCache: SigCache;
+  readonly log: Logger;
+
+  readonly #lock = new Mutex();
+  readonly #index = new Map<string, BlockEntry>();
+  readonly #children = new Map<string, Set<string>>();
+  readonly #tips = new Set<string>();
+  readonly #invalid = new Map<string, string>(); // stored blocks found invalid → rule
+  readonly #rejected = new LruSet<string>(10_000); // never-stored blocks that failed static checks
+  readonly #bySlot = new Map<number, string[]>();
+  readonly #blockCache = new LruMap<string, Block>(256);
+  #main: string[] = []; // best-chain hashes by height
+  #head!: BlockEntry;
+  #lattice!: StateLattice;
+  #genesisBlock!: Block;
+
+  private constructor(opts: ChainOptions) {
+    super();
+    this.genesis = opts.genesis;
+    this.db = opts.db;
+    this.clock = opts.clock ?? systemClock;
+    this.verifier = opts.verifier ?? new InlineVerifier();
+    this.sigCache = opts.sigCache ?? new SigCache();
+    this.log = opts.log ?? silentLogger;
+  }
+
+  /** Open (or initialise) the chain in `db`. Refuses a datadir that belongs to another genesis. */
+  static async open(opts: ChainOptions): Promise<Chain> {
+    const c = new Chain(opts);
+    await c.#init();
+    return c;
+  }
+
+  get head(): BlockEntry { return this.#head; }
+  get genesisHash(): string { return this.#genesisBlock.header.hashHex; }
+  get stateRoot(): Uint8Array { return this.#lattice.root(); }
+
+  // ---------------------------------------------------------------- start-up
+
+  async #init(): Promise<void> {
+    const lattice = new StateLattice();
+    for (const a of this.genesis.alloc) lattice.add(a.publicKey, { balance: a.amount, nonce: 0n });
+    this.#genesisBlock = genesisBlock(this.genesis, lattice.root());
+    const g = this.#genesisBlock.header;
+    const stored = await this.db.get(layout.genesis());
+    if (!stored) {
+      const ops: BatchOp[] = [
+        { type: 'put', key: layout.version(), value: encodeCanonical(DB_VERSION) },
+        { type: 'put', key: layout.genesis(), value: g.hash },
+        { type: 'put', key: layout.block(g.hash), value: this.#genesisBlock.bytes },
+        { type: 'put', key: layout.entry(g.hash), value: encodeEntry(0, 0, g.parentHash) },
+        { type: 'put', key: layout.height(0), value: g.hash },
+        { type: 'put', key: layout.lattice(), value: lattice.toBytes() },
+        { type: 'put', key: layout.tip(), value: g.hash },
+      ];
+      for (const a of this.genesis.alloc) ops.push({ type: 'put', key: layout.account(a.publicKey), value: encodeCanonical([a.amount, 0n]) });
+      await this.db.batch(ops);
+      this.log.info('initialised new chain from genesis', { genesisHash: g.hashHex, chainId: this.genesis.chainId });
+    } else if (!bytesEqual(stored, g.hash)) {
+      throw new ChainError(`this datadir belongs to the network with genesis ${toHex(stored)}, not ${g.hashHex}; use another --datadir or the matching genesis file`);
+    } else {
+      const v = await this.db.get(layout.version());
+      if (!v || Number(decodeCanonical(v)) !== DB_VERSION) throw new ChainError(`unsupported database version ${v ? String(decodeCanonical(v)) : 'missing'}`);
+    }
+
+    // Block index (all branches) and invalid marks.
+    for await (const [k, v] of this.db.iterator(layout.range(layout.prefix('e')))) {
+      const hash = k.subarray(1);
+      const [height, slot, parent] = decodeEntry(v);
+      this.#addEntry({ hash: new Uint8Array(hash), hashHex: toHex(hash), height, slot, parentHex: toHex(parent) });
+    }
+    for await (const [k, v] of this.db.iterator(layout.range(layout.prefix('i')))) {
+      this.#invalid.set(toHex(k.subarray(1)), new TextDecoder().decode(v));
+    }
+    for (const h of this.#invalid.keys()) this.#tips.delete(h);
+
+    const tip = await this.db.get(layout.tip());
+    const latticeBytes = await this.db.get(layout.lattice());
+    if (!tip || !latticeBytes) throw new ChainError('database is missing its head or state lattice');
+    const head = this.#index.get(toHex(tip));
+    if (!head) throw new ChainError('head block is not in the block index');
+    this.#head = head;
+    this.#lattice = StateLattice.fromBytes(latticeBytes);
+    // Rebuild the best-chain array from the height index, checking it links up.
+    const main: string[] = new Array(head.height + 1);
+    let e: BlockEntry | undefined = head;
+    while (e) {
+      main[e.height] = e.hashHex;
+      if (e.height === 0) break;
+      e = this.#index.get(e.parentHex);
+    }
+    if (main[0] !== g.hashHex) throw new ChainError('best chain does not lead back to genesis');
+    this.#main = main;
+    // The stored lattice must commit to exactly the head's state root: catches any torn state.
+    const headBlock = await this.getBlock(head.hashHex);
+    if (!headBlock || !bytesEqual(this.#lattice.root(), headBlock.header.stateRoot)) {
+      throw new ChainError('state lattice does not match the head block\'s state root (database corrupted?)');
+    }
+    this.log.info('chain opened', { height: head.height, head: head.hashHex, blocks: this.#index.size });
+  }
+
+  #addEntry(e: BlockEntry): void {
+    this.#index.set(e.hashHex, e);
+    if (e.height > 0) {
+      let kids = this.#children.get(e.parentHex);
+      if (!kids) this.#children.set(e.parentHex, (kids = new Set()));
+      kids.add(e.hashHex);
+      this.#tips.delete(e.parentHex);
+      const same = this.#bySlot.get(e.slot);
+      if (same) same.push(e.hashHex);
+      else this.#bySlot.set(e.slot, [e.hashHex]);
+    }
+    if (!this.#children.get(e.hashHex)?.size) this.#tips.add(e.hashHex);
+  }
+
+  // ---------------------------------------------------------------- queries
+
+  hasBlock(hashHex: string): boolean { return this.#index.has(hashHex); }
+  isInvalid(hashHex: string): string | undefined { return this.#invalid.get(hashHex) ?? (this.#rejected.has(hashHex) ? 'known_invalid' : undefined); }
+  entry(hashHex: string): BlockEntry | undefined { return this.#index.get(hashHex); }
+  mainHashAt(height: number): string | undefined { return this.#main[height]; }
+  isOnMain(hashHex: string): boolean {
+    const e = this.#index.get(hashHex);
+    return !!e && this.#main[e.height] === hashHex;
+  }
+
+  async getBlock(hashHex: string): Promise<Block | undefined> {
+    const cached = this.#blockCache.get(hashHex);
+    if (cached) return cached;
+    if (hashHex === this.#genesisBlock?.header.hashHex) return this.#genesisBlock;
+    const bytes = await this.db.get(layout.block(fromHex(hashHex)));
+    if (!bytes) return undefined;
+    const b = decodeBlock(bytes, Number.MAX_SAFE_INTEGER);
+    this.#blockCache.set(hashHex, b);
+    return b;
+  }
+
+  async getBlockAt(height: number): Promise<Block | undefined> {
+    const h = this.#main[height];
+    return h === undefined ? undefined : this.getBlock(h);
+  }
+
+  async getHeader(hashHex: string): Promise<BlockHeader | undefined> {
+    return (await this.getBlock(hashHex))?.header;
+  }
+
+  async getAccount(publicKey: Uint8Array): Promise<Account> {
+    const v = await this.db.get(layout.account(publicKey));
+    return v ? decodeAccount(v) : EMPTY_ACCOUNT;
+  }
+
+  async getAccounts(keys: AccountKey[]): Promise<Map<AccountKey, Account>> {
+    const vals = keys.length ? await this.db.getMany(keys.map((k) => layout.account(fromHex(k)))) : [];
+    const m = new Map<AccountKey, Account>();
+    keys.forEach((k, i) => { const v = vals[i]; if (v) m.set(k, decodeAccount(v)); });
+    return m;
+  }
+
+  async getTxLocation(idHex: string): Promise<TxLocation | undefined> {
+    const v = await this.db.get(layout.tx(fromHex(idHex)));
+    if (!v) return undefined;
+    const f = expectArray(decodeCanonical(v), 3, 'tx location');
+    return { blockHash: toHex(expectBytes(f[0]!, 'blockHash', 32)), height: expectSafeUint(f[1]!, 'height'), index: expectSafeUint(f[2]!, 'index') };
+  }
+
+  /** Sum of all balances, by scanning the account keyspace (tests and audits; O(accounts)). */
+  async auditSupply(): Promise<{ supply: bigint; accounts: number; root: string }> {
+    let supply = 0n;
+    let accounts = 0;
+    const lattice = new StateLattice();
+    for await (const [k, v] of this.db.iterator(layout.range(layout.prefix('a')))) {
+      const a = decodeAccount(v);
+      if (isEmptyAccount(a)) throw new ChainError(`empty account stored at ${toHex(k.subarray(1))}`);
+      supply += a.balance;
+      accounts++;
+      lattice.add(k.subarray(1), a);
+    }
+    return { supply, accounts, root: toHex(lattice.root()) };
+  }
+
+  /**
+   * Run `fn` with the head, a copy of its state lattice and account reads that cannot interleave with a
+   * head switch (block producers build on a consistent snapshot).
+   */
+  withHead<T>(fn: (head: BlockEntry, lattice: StateLattice) => Promise<T>): Promise<T> {
+    return this.#lock.run(() => fn(this.#head, this.#lattice.clone()));
+  }
+
+  // ---------------------------------------------------------------- adding blocks
+
+  /** Validate and store a block, then run fork choice. Throws RuleError if the block is invalid. */
+  addBlock(block: Block): Promise<AddResult> {
+    return this.#lock.run(() => this._addBlock(block));
+  }
+
+  private async _addBlock(block: Block): Promise<AddResult> {
+    const h = block.header;
+    const hashHex = h.hashHex;
+    if (this.#index.has(hashHex)) {
+      const bad = this.#invalid.get(hashHex);
+      if (bad) throw new RuleError('known_invalid', `block ${hashHex} was found invalid (${bad})`);
+      return { status: 'duplicate', hash: hashHex };
+    }
+    if (this.#rejected.has(hashHex)) throw new RuleError('known_invalid', `block ${hashHex} was rejected before`);
+
+    let items;
+    try {
+      items = checkBlockStatic(block, this.genesis);
+    } catch (e) {
+      if (e instanceof RuleError) this.#reject(hashHex, e);
+      throw e;
+    }
+    const parent = this.#index.get(toHex(h.parentHash));
+    if (!parent) return { status: 'orphan', hash: hashHex, parent: toHex(h.parentHash) };
+    const parentBad = this.#invalid.get(parent.hashHex);
+    if (parentBad) {
+      const e = new RuleError('invalid_parent', `parent ${parent.hashHex} is invalid (${parentBad})`);
+      this.#reject(hashHex, e);
+      throw e;
+    }
+    try {
+      checkBlockContext(h, parent, this.clock.now(), this.genesis);
+    } catch (e) {
+      // A block from the future may become valid later: do not remember it as invalid.
+      if (e instanceof RuleError && e.rule !== 'future_slot') this.#reject(hashHex, e);
+      throw e;
+    }
+    const ids: (string | null)[] = [null, ...block.txs.map((t) => t.idHex)];
+    const bad = await verifyWithCache(this.verifier, this.sigCache, items, ids);
+    if (bad !== -1) {
+      const e = bad === 0 ? new RuleError('bad_signature', 'block header signature')
+        : new RuleError('bad_tx', `transaction ${bad - 1}: bad_signature`, { index: bad - 1, inner: new RuleError('bad_signature') });
+      this.#reject(hashHex, e);
+      throw e;
+    }
+
+    // Statically valid: store it (any branch) and index it.
+    const entry: BlockEntry = { hash: h.hash, hashHex, height: h.height, slot: h.slot, parentHex: parent.hashHex };
+    await this.db.batch([
+      { type: 'put', key: layout.block(h.hash), value: block.bytes },
+      { type: 'put', key: layout.entry(h.hash), value: encodeEntry(h.height, h.slot, h.parentHash) },
+    ]);
+    this.#blockCache.set(hashHex, block);
+    this.#addEntry(entry);
+    await this.#checkEquivocation(block);
+
+    const before = this.#head;
+    await this.#chooseHead();
+    const bad2 = this.#invalid.get(hashHex);
+    if (bad2) throw new RuleError(bad2 as RuleError['rule'], `block ${hashHex} failed state validation`);
+    if (this.#head === before) return { status: 'side', hash: hashHex };
+    return { status: this.#main[before.height] === before.hashHex ? 'connected' : 'reorganized', hash: hashHex };
+  }
+
+  #reject(hashHex: string, e: RuleError): void {
+    this.#rejected.add(hashHex);
+    this.emit('block:invalid', { hash: hashHex, rule: e.rule, message: e.message });
+  }
+
+  async #checkEquivocation(block: Block): Promise<void> {
+    const h = block.header;
+    const same = this.#bySlot.get(h.slot) ?? [];
+    if (same.length < 2) return;
+    // Two different signed blocks for one slot: both headers together are the evidence.
+    const ops: BatchOp[] = [];
+    for (const other of same) {
+      const b = other === h.hashHex ? block : await this.getBlock(other);
+      if (b) ops.push({ type: 'put', key: layout.evidence(h.slot, h.proposer, b.header.hash), value: b.header.bytes });
+    }
+    await this.db.batch(ops);
+    this.log.warn('equivocation: validator signed two blocks for one slot', { slot: h.slot, proposer: toHex(h.proposer), blocks: same });
+    this.emit('chain:equivocation', { slot: h.slot, proposer: toHex(h.proposer), hashes: [...same] });
+  }
+
+  /** Best candidate head among tips that are not (descendants of) invalid blocks. */
+  #bestTip(): BlockEntry {
+    let best = this.#head;
+    for (const t of this.#tips) {
+      const e = this.#index.get(t)!;
+      if (betterHead(e, best)) best = e;
+    }
+    return best;
+  }
+
+  async #chooseHead(): Promise<void> {
+    for (;;) {
+      const target = this.#bestTip();
+      if (target === this.#head) return;
+      const ok = await this.#switchTo(target);
+      if (ok) return; // a successful switch reached the best tip
+    }
+  }
+
+  /** Try to make `target` the head. Returns false if a block on the way was invalid (now marked). */
+  async #switchTo(target: BlockEntry): Promise<boolean> {
+    const oldHead = this.#head;
+    // Branch to connect (fork point exclusive), oldest first.
+    const connect: BlockEntry[] = [];
+    let e: BlockEntry = target;
+    while (this.#main[e.height] !== e.hashHex) {
+      connect.push(e);
+      e = this.#index.get(e.parentHex)!;
+    }
+    connect.reverse();
+    const fork = e;
+    const overlay: AccountMap = new Map();
+    const lattice = this.#lattice.clone();
+    const ops: BatchOp[] = [];
+    const disconnected: Block[] = [];
+    const connected: Block[] = [];
+
+    const load = async (keys: AccountKey[]): Promise<void> => {
+      const missing = keys.filter((k) => !overlay.has(k));
+      if (!missing.length) return;
+      const found = await this.getAccounts(missing);
+      for (const k of missing) overlay.set(k, found.get(k) ?? EMPTY_ACCOUNT);
+    };
+
+    // 1. Undo best-chain blocks above the fork point, newest first.
+    for (let height = oldHead.height; height > fork.height; height--) {
+      const hashHex = this.#main[height]!;
+      const block = (await this.getBlock(hashHex))!;
+      const undo = await this.#readUndo(block.header.hash);
+      await load(undo.map((u) => u[0]));
+      for (const [key, prev] of undo) {
+        lattice.update(key, overlay.get(key)!, prev);
+        overlay.set(key, prev);
+      }
+      ops.push({ type: 'del', key: layout.undo(block.header.hash) }, { type: 'del', key: layout.height(height) });
+      this.#indexTxOps(ops, block, 'del');
+      disconnected.push(block);
+    }
+
+    // 2. Apply the new branch, oldest first, validating everything.
+    for (const entry of connect) {
+      const block = (await this.getBlock(entry.hashHex))!;
+      const keys = touchedAccounts(block.txs, block.header.proposer);
+      await load(keys);
+      try {
+        const pre = new Map<AccountKey, Account>(keys.map((k) => [k, overlay.get(k)!]));
+        const { post } = applyBlockTxs(pre, block.txs, block.header.proposer);
+        for (const k of keys) lattice.update(k, pre.get(k)!, post.get(k)!);
+        const root = lattice.root();
+        if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);
+        for (const k of keys) overlay.set(k, post.get(k)!);
+        ops.push({ type: 'put', key: layout.undo(block.header.hash), value: encodeCanonical(keys.map((k) => { const a = pre.get(k)!; return [fromHex(k), a.balance, a.nonce]; })) });
+      } catch (err) {
+        if (!(err instanceof RuleError)) throw err;
+        await this.#markInvalid(entry, err);
+        return false;
+      }
+      ops.push({ type: 'put', key: layout.height(entry.height), value: entry.hash });
+      this.#indexTxOps(ops, block, 'put');
+      connected.push(block);
+    }
+
+    // 3. One atomic batch: accounts, indexes, undo, lattice, head.
+    for (const [k, a] of overlay) {
+      const key = layout.account(fromHex(k));
+      ops.push(isEmptyAccount(a) ? { type: 'del', key } : { type: 'put', key, value: encodeCanonical([a.balance, a.nonce]) });
+    }
+    ops.push({ type: 'put', key: layout.lattice(), value: lattice.toBytes() }, { type: 'put', key: layout.tip(), value: target.hash });
+    await this.db.batch(ops);
+
+    this.#main.length = fork.height + 1;
+    for (const c of connect) this.#main[c.height] = c.hashHex;
+    this.#head = target;
+    this.#lattice = lattice;
+
+    for (const b of disconnected) this.emit('block:disconnected', b);
+    for (const b of connected) this.emit('block:connected', b);
+    if (disconnected.length) {
+      this.log.warn('chain reorganized', { depth: disconnected.length, forkHeight: fork.height, oldHead: oldHead.hashHex, newHead: target.hashHex });
+      this.emit('chain:reorg', { oldHead, newHead: target, forkHeight: fork.height, disconnected, connected });
+    }
+    this.emit('chain:head', { head: target, connected, disconnected });
+    return true;
+  }
+
+  #indexTxOps(ops: BatchOp[], block: Block, type: 'put' | 'del'): void {
+    const h = block.header;
+    block.txs.forEach((tx, i) => {
+      const keys = [layout.tx(tx.id), layout.history(tx.from, h.height, i, 0), layout.history(tx.to, h.height, i, 1)];
+      if (type === 'del') for (const key of keys) ops.push({ type: 'del', key });
+      else {
+        ops.push({ type: 'put', key: keys[0]!, value: encodeCanonical([h.hash, h.height, i]) });
+        ops.push({ type: 'put', key: keys[1]!, value: tx.id }, { type: 'put', key: keys[2]!, value: tx.id });
+      }
+    });
+  }
+
+  async #readUndo(hash: Uint8Array): Promise<[AccountKey, Account][]> {
+    const v = await this.db.get(layout.undo(hash));
+    if (!v) throw new ChainError(`undo data missing for best-chain block ${toHex(hash)}`);
+    return expectList(decodeCanonical(v), 'undo').map((r) => {
+      const f = expectArray(r, 3, 'undo entry');
+      return [toHex(expectBytes(f[0]!, 'key', 32)), { balance: expectU64(f[1]!, 'balance'), nonce: expectU64(f[2]!, 'nonce') }];
+    });
+  }
+
+  /** Mark a stored block and all its known descendants invalid (persisted), and fix up the tips. */
+  async #markInvalid(entry: BlockEntry, err: RuleError): Promise<void> {
+    const ops: BatchOp[] = [];
+    const stack = [entry.hashHex];
+    let first = true;
+    while (stack.length) {
+      const h = stack.pop()!;
+      const r = first ? err.rule : 'invalid_parent';
+      first = false;
+      this.#invalid.set(h, r);
+      this.#tips.delete(h);
+      ops.push({ type: 'put', key: layout.invalid(fromHex(h)), value: new TextEncoder().encode(r) });
+      for (const c of this.#children.get(h) ?? []) stack.push(c);
+    }
+    await this.db.batch(ops);
+    // The parent becomes a tip again if no valid child remains.
+    const parentKids = [...(this.#children.get(entry.parentHex) ?? [])].filter((c) => !this.#invalid.has(c));
+    if (parentKids.length === 0 && !this.#invalid.has(entry.parentHex)) this.#tips.add(entry.parentHex);
+    this.log.warn('block failed validation', { hash: entry.hashHex, height: entry.height, rule: err.rule, error: err.message });
+    this.emit('block:invalid', { hash: entry.hashHex, rule: err.rule, message: err.message });
+  }
+
+  // ---------------------------------------------------------------- sync helpers (P2P)
+
+  /** Block locator: best-chain hashes at heights head, head-1, head-2, head-4, … , 0. */
+  locator(): string[] {
+    const out: string[] = [];
+    let step = 1;
+    for (let h = this.#head.height; h > 0; h -= step) {
+      out.push(this.#main[h]!);
+      if (out.length >= 10) step *= 2;
+    }
+    out.push(this.#main[0]!);
+    return out;
+  }
+
+  /** The highest locator entry that is on our best chain (the fork point with the peer). */
+  forkPoint(locator: readonly string[]): BlockEntry {
+    for (const h of locator) {
+      if (this.isOnMain(h)) return this.#index.get(h)!;
+    }
+    return this.#index.get(this.#main[0]!)!;
+  }
+
+  async close(): Promise<void> {
+    await this.#lock.run(async () => { await this.verifier.close(); });
+  }
+}
+
+function encodeEntry(height: number, slot: number, parent: Uint8Array): Uint8Array {
+  return encodeCanonical([height, slot, parent]);
+}
+
+function decodeEntry(v: Uint8Array): [number, number, Uint8Array] {
+  const f = expectArray(decodeCanonical(v), 3, 'block entry');
+  return [expectSafeUint(f[0]!, 'height'), expectSafeUint(f[1]!, 'slot'), expectBytes(f[2]!, 'parent', 32)];
+}
+
+export function decodeAccount(v: Uint8Array): Account {
+  const f = expectArray(decodeCanonical(v), 2, 'account');
+  return { balance: expectU64(f[0]!, 'balance'), nonce: expectU64(f[1]!, 'nonce') };
+}

@@ -1,0 +1,40 @@
+/**
+ * Verified-signature cache, keyed by transaction id. A transaction id is the hash of the signed bytes, so
+ * it commits to message, key and signature: a hit means this exact signature already passed the consensus
+ * rule on this node (usually when it entered the mempool), and the block path need not verify it again.
+ * Only positive verdicts are cached; a failed check is always re-run.
+ */
+import { LruSet } from '../util/lru.js';
+import type { SignatureVerifier, VerifyItem } from './ed25519.js';
+
+export class SigCache {
+  readonly #ok: LruSet<string>;
+  constructor(capacity = 200_000) {
+    this.#ok = new LruSet(capacity);
+  }
+  has(id: string): boolean { return this.#ok.has(id); }
+  add(id: string): void { this.#ok.add(id); }
+}
+
+/**
+ * Verify `items` (with ids; null id = never cached, e.g. a block header) through `verifier`, skipping
+ * cached ids. Returns the index of the first failing item, or -1 when all pass.
+ */
+export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, items: readonly VerifyItem[], ids: readonly (string | null)[]): Promise<number> {
+  const todo: number[] = [];
+  for (let i = 0; i < items.length; i++) {
+    const id = ids[i];
+    if (id === null || id === undefined || !cache.has(id)) todo.push(i);
+  }
+  if (todo.length === 0) return -1;
+  const verdicts = await verifier.verifyBatch(todo.map((i) => items[i]!));
+  let firstBad = -1;
+  for (let j = 0; j < todo.length; j++) {
+    const i = todo[j]!;
+    if (verdicts[j]) {
+      const id = ids[i];
+      if (id) cache.add(id);
+    } else if (firstBad === -1 || i < firstBad) firstBad = i;
+  }
+  return firstBad;
+}

@@ -1,0 +1,121 @@
+/**
+ * Transactions: canonical encoding, signing message, id, and the context-free rules.
+ *
+ * Signed encoding (canonical MessagePack array of 9):
+ *   [version=1, chainId: str, from: bin32 (sender public key), to: bin32 (recipient public key),
+ *    amount: uint, fee: uint, nonce: uint, memo: str, signature: bin64]
+ * Unsigned encoding: the same array without the signature (8 elements).
+ * Signing message: ASCII "meshledger:tx:v1", one 0x00 byte, then the unsigned encoding.
+ * Transaction id: SHA-256 of the signed encoding.
+ */
+import { decodeCanonical, encodeCanonical, EncodingError, expectArray, expectBytes, expectString, expectU64 } from '../encoding/canonical.js';
+import { concatBytes, toHex, U64_MAX, utf8 } from '../encoding/bytes.js';
+import { sha256 } from '../crypto/hash.js';
+import { sign as ed25519Sign, getPublicKey, type VerifyItem } from '../crypto/ed25519.js';
+import { RuleError } from './rules.js';
+import type { GenesisParams } from './genesis.js';
+
+export const TX_VERSION = 1;
+export const TX_SIGNING_PREFIX = concatBytes(utf8('meshledger:tx:v1'), new Uint8Array([0]));
+/** Upper bound on an encoded transaction: 64-char chain id and 1 KiB memo fit with room to spare. */
+export const MAX_TX_BYTES = 1536;
+
+export interface UnsignedTx {
+  chainId: string;
+  from: Uint8Array;
+  to: Uint8Array;
+  amount: bigint;
+  fee: bigint;
+  nonce: bigint;
+  memo: string;
+}
+
+export interface Tx extends UnsignedTx {
+  readonly signature: Uint8Array;
+  /** The canonical signed encoding: exactly the bytes that were received or produced. */
+  readonly bytes: Uint8Array;
+  readonly id: Uint8Array;
+  readonly idHex: string;
+}
+
+function unsignedFields(u: UnsignedTx): (string | number | bigint | Uint8Array)[] {
+  return [TX_VERSION, u.chainId, u.from, u.to, u.amount, u.fee, u.nonce, u.memo];
+}
+
+export function encodeUnsignedTx(u: UnsignedTx): Uint8Array {
+  return encodeCanonical(unsignedFields(u));
+}
+
+export function txSigningMessage(u: UnsignedTx): Uint8Array {
+  return concatBytes(TX_SIGNING_PREFIX, encodeUnsignedTx(u));
+}
+
+/** Build, sign and encode. `secretKey` must belong to `u.from`. */
+export function signTx(u: UnsignedTx, secretKey: Uint8Array): Tx {
+  const pub = getPublicKey(secretKey);
+  if (toHex(pub) !== toHex(u.from)) throw new Error('secret key does not match the sender public key');
+  const signature = ed25519Sign(txSigningMessage(u), secretKey);
+  const bytes = encodeCanonical([...unsignedFields(u), signature]);
+  return makeTx(u, signature, bytes);
+}
+
+function makeTx(u: UnsignedTx, signature: Uint8Array, bytes: Uint8Array): Tx {
+  const id = sha256(bytes);
+  return { ...u, signature, bytes, id, idHex: toHex(id) };
+}
+
+/** Decode signed bytes. Throws RuleError (malformed | non_canonical | too_large | bad_version). */
+export function decodeTx(bytes: Uint8Array): Tx {
+  if (bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large', `${bytes.length} bytes > ${MAX_TX_BYTES}`);
+  try {
+    const f = expectArray(decodeCanonical(bytes, MAX_TX_BYTES), 9, 'transaction');
+    const version = expectU64(f[0]!, 'version');
+    if (version !== BigInt(TX_VERSION)) throw new RuleError('bad_version', `transaction version ${version}`);
+    const u: UnsignedTx = {
+      chainId: expectString(f[1]!, 'chainId'),
+      from: expectBytes(f[2]!, 'from', 32),
+      to: expectBytes(f[3]!, 'to', 32),
+      amount: expectU64(f[4]!, 'amount'),
+      fee: expectU64(f[5]!, 'fee'),
+      nonce: expectU64(f[6]!, 'nonce'),
+      memo: expectString(f[7]!, 'memo'),
+    };
+    const signature = expectBytes(f[8]!, 'signature', 64);
+    return makeTx(u, signature, bytes);
+  } catch (e) {
+    throw asRuleError(e);
+  }
+}
+
+export function asRuleError(e: unknown): RuleError {
+  if (e instanceof RuleError) return e;
+  if (e instanceof EncodingError) {
+    const rule = e.rule === 'non_canonical' ? 'non_canonical' : e.rule === 'too_large' ? 'too_large' : 'malformed';
+    return new RuleError(rule, e.message);
+  }
+  throw e;
+}
+
+/**
+ * The signature check's input. The signed encoding is the unsigned one with the array header 0x98
+ * replaced by 0x99 and `c4 40 <64 bytes>` appended, so the message is sliced out without re-encoding.
+ */
+export function txVerifyItem(tx: Tx): VerifyItem {
+  const b = tx.bytes;
+  const unsigned = new Uint8Array(b.length - 66);
+  unsigned[0] = 0x98;
+  unsigned.set(b.subarray(1, b.length - 66), 1);
+  return { signature: tx.signature, message: concatBytes(TX_SIGNING_PREFIX, unsigned), publicKey: tx.from };
+}
+
+const memoEncoder = new TextEncoder();
+
+/** Rules that need no state: chain, amounts, fee, memo. (The signature is checked separately, batched.) */
+export function checkTxStatic(tx: UnsignedTx, chainId: string, params: GenesisParams): void {
+  if (tx.chainId !== chainId) throw new RuleError('wrong_chain', `transaction is for chain "${tx.chainId}", this is "${chainId}"`);
+  if (tx.amount < 1n) throw new RuleError('zero_amount');
+  if (tx.fee < params.minFee) throw new RuleError('fee_too_low', `fee ${tx.fee} < minimum ${params.minFee}`);
+  if (tx.amount + tx.fee > U64_MAX) throw new RuleError('amount_overflow');
+  const memoBytes = memoEncoder.encode(tx.memo).length;
+  if (memoBytes > params.maxMemoBytes) throw new RuleError('memo_too_long', `${memoBytes} bytes > ${params.maxMemoBytes}`);
+}

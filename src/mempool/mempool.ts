@@ -1,0 +1,336 @@
+/**
+ * The mempool: validated pending transactions, persisted so that a restart (or kill -9) loses none that was
+ * acknowledged, re-checked after every new head and reorg, and ordered for block production.
+ *
+ * Admission (in order; the first failure names the rule):
+ *   size → chain id, amount, fee ≥ minimum, memo (static rules) → signature (consensus rule, cached by id)
+ *   → nonce ≥ account nonce and < account nonce + maxPerSender → replacement fee bump
+ *   → sender balance covers amount + fee of ALL its pending transactions → capacity (evict or refuse).
+ * Replacement: a transaction with the same sender and nonce replaces the pending one only if its fee is at
+ * least `replaceBumpPercent` % higher (and at least 1 unit higher).
+ * Capacity: bounded by count and bytes. When full, the cheapest "tail" transaction (highest nonce of its
+ * sender, so no gap is created) is evicted if the newcomer pays strictly more; otherwise `mempool_full`.
+ * Duplicates (same id) are accepted idempotently.
+ */
+import { fromHex, toHex } from '../encoding/bytes.js';
+import type { SignatureVerifier } from '../crypto/ed25519.js';
+import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
+import type { Block } from '../ledger/block.js';
+import type { Genesis } from '../ledger/genesis.js';
+import { RuleError } from '../ledger/rules.js';
+import type { Account, AccountKey } from '../ledger/state.js';
+import { checkTxStatic, decodeTx, MAX_TX_BYTES, txVerifyItem, type Tx } from '../ledger/tx.js';
+import { layout } from '../storage/layout.js';
+import type { BatchOp, KV } from '../storage/kv.js';
+import { TypedEmitter } from '../util/events.js';
+import { Mutex } from '../util/mutex.js';
+import { silentLogger, type Logger } from '../util/log.js';
+import { Heap } from '../util/heap.js';
+
+export interface MempoolLimits {
+  maxCount: number;
+  maxBytes: number;
+  /** How many nonces past the account nonce one sender may queue. */
+  maxPerSender: number;
+  replaceBumpPercent: number;
+}
+
+export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = {
+  maxCount: 200_000,
+  maxBytes: 128 * 1024 * 1024,
+  maxPerSender: 64,
+  replaceBumpPercent: 10,
+};
+
+/** What the mempool needs from the chain: account reads. */
+export interface AccountSource {
+  getAccounts(keys: AccountKey[]): Promise<Map<AccountKey, Account>>;
+}
+
+export type RemovalReason = 'included' | 'replaced' | 'evicted' | 'stale' | 'unaffordable';
+
+export interface MempoolEvents {
+  'tx:accepted': (tx: Tx) => void;
+  'tx:removed': (e: { tx: Tx; reason: RemovalReason }) => void;
+}
+
+export interface AddResult {
+  id: string;
+  status: 'accepted' | 'duplicate' | 'replaced';
+}
+
+interface Entry {
+  tx: Tx;
+  sender: AccountKey;
+  seq: number;
+}
+
+interface SenderQueue {
+  /** Account nonce as of the last check (the next executable nonce). */
+  accountNonce: bigint;
+  /** Pending transactions by nonce (decimal string keys). */
+  byNonce: Map<string, Entry>;
+}
+
+export interface MempoolOptions {
+  db: KV;
+  genesis: Genesis;
+  accounts: AccountSource;
+  verifier: SignatureVerifier;
+  sigCache: SigCache;
+  limits?: Partial<MempoolLimits>;
+  log?: Logger;
+}
+
+export class Mempool extends TypedEmitter<MempoolEvents> {
+  readonly limits: MempoolLimits;
+  readonly #o: MempoolOptions;
+  readonly #log: Logger;
+  readonly #lock = new Mutex();
+  readonly #byId = new Map<string, Entry>();
+  readonly #senders = new Map<AccountKey, SenderQueue>();
+  #bytes = 0;
+  #seq = 0;
+  #pendingOps: BatchOp[] = [];
+  #flushing: Promise<void> | null = null;
+
+  constructor(opts: MempoolOptions) {
+    super();
+    this.#o = opts;
+    this.limits = { ...DEFAULT_MEMPOOL_LIMITS, ...opts.limits };
+    this.#log = opts.log ?? silentLogger;
+  }
+
+  get size(): number { return this.#byId.size; }
+  get bytes(): number { return this.#bytes; }
+  has(idHex: string): boolean { return this.#byId.has(idHex); }
+  get(idHex: string): Tx | undefined { return this.#byId.get(idHex)?.tx; }
+
+  /** Next nonce for `sender` counting contiguous pending transactions, given its account nonce. */
+  nextNonce(sender: Uint8Array, accountNonce: bigint): bigint {
+    const q = this.#senders.get(toHex(sender));
+    let n = accountNonce;
+    while (q?.byNonce.has(n.toString())) n++;
+    return n;
+  }
+
+  pendingOf(sender: Uint8Array): Tx[] {
+    const q = this.#senders.get(toHex(sender));
+    return q ? [...q.byNonce.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1)).map((e) => e.tx) : [];
+  }
+
+  /** Load persisted transactions (after a restart); each is re-validated against the current state. */
+  async load(): Promise<{ loaded: number; dropped: number }> {
+    const txs: Tx[] = [];
+    const bad: Uint8Array[] = [];
+    for await (const [k, v] of this.#o.db.iterator(layout.range(layout.prefix('m')))) {
+      try {
+        txs.push(decodeTx(v));
+      } catch {
+        bad.push(new Uint8Array(k));
+      }
+    }
+    // Oldest nonces first so that each sender's chain re-enters in order.
+    txs.sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
+    let loaded = 0;
+    for (const tx of txs) {
+      try {
+        await this.add(tx, { persist: false });
+        loaded++;
+      } catch {
+        bad.push(layout.mempool(tx.id));
+      }
+    }
+    if (bad.length) await this.#o.db.batch(bad.map((key) => ({ type: 'del' as const, key })));
+    this.#log.info('mempool loaded', { loaded, dropped: bad.length });
+    return { loaded, dropped: bad.length };
+  }
+
+  /** Validate and admit a transaction. Resolves once it is persisted; throws RuleError otherwise. */
+  async add(tx: Tx, opts: { persist?: boolean } = {}): Promise<AddResult> {
+    if (this.#byId.has(tx.idHex)) return { id: tx.idHex, status: 'duplicate' };
+    if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
+    checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
+    // The expensive check runs outside the lock so that verification can be batched and parallel.
+    if ((await verifyWithCache(this.#o.verifier, this.#o.sigCache, [txVerifyItem(tx)], [tx.idHex])) !== -1) {
+      throw new RuleError('bad_signature');
+    }
+    const result = await this.#lock.run(() => this._admit(tx));
+    if (result.status !== 'duplicate' && opts.persist !== false) await this.#persist({ type: 'put', key: layout.mempool(tx.id), value: tx.bytes });
+    if (result.status !== 'duplicate') this.emit('tx:accepted', tx);
+    return result;
+  }
+
+  private async _admit(tx: Tx): Promise<AddResult> {
+    if (this.#byId.has(tx.idHex)) return { id: tx.idHex, status: 'duplicate' };
+    const sender = toHex(tx.from);
+    const account = (await this.#o.accounts.getAccounts([sender])).get(sender) ?? { balance: 0n, nonce: 0n };
+    if (tx.nonce < account.nonce) throw new RuleError('nonce_too_low', `nonce ${tx.nonce} < account nonce ${account.nonce}`);
+    if (tx.nonce >= account.nonce + BigInt(this.limits.maxPerSender)) {
+      throw new RuleError('too_many_pending', `nonce ${tx.nonce} is more than ${this.limits.maxPerSender} ahead of account nonce ${account.nonce}`);
+    }
+    const q = this.#senders.get(sender) ?? { accountNonce: account.nonce, byNonce: new Map<string, Entry>() };
+    q.accountNonce = account.nonce;
+    const nonceKey = tx.nonce.toString();
+    const old = q.byNonce.get(nonceKey);
+    if (old) {
+      const bump = old.tx.fee * BigInt(this.limits.replaceBumpPercent) / 100n;
+      const needed = old.tx.fee + (bump > 1n ? bump : 1n);
+      if (tx.fee < needed) throw new RuleError('replacement_underpriced', `fee ${tx.fee} < ${needed} needed to replace ${old.tx.idHex}`);
+    }
+    let committed = tx.amount + tx.fee;
+    for (const e of q.byNonce.values()) if (e !== old) committed += e.tx.amount + e.tx.fee;
+    if (committed > account.balance) throw new RuleError('insufficient_funds', `balance ${account.balance} < ${committed} committed by pending transactions`);
+
+    // Capacity: evict cheaper tails, or refuse.
+    const freed = old ? old.tx.bytes.length : 0;
+    const evict: Entry[] = [];
+    let count = this.#byId.size + (old ? 0 : 1);
+    let bytes = this.#bytes - freed + tx.bytes.length;
+    if (count > this.limits.maxCount || bytes > this.limits.maxBytes) {
+      const tails = this.#tailsByFee(sender);
+      while (count > this.limits.maxCount || bytes > this.limits.maxBytes) {
+        const victim = tails.pop();
+        if (!victim || victim.tx.fee >= tx.fee) throw new RuleError('mempool_full', `fee ${tx.fee} does not beat the cheapest evictable transaction`);
+        evict.push(victim);
+        count--;
+        bytes -= victim.tx.bytes.length;
+      }
+    }
+    for (const v of evict) this.#remove(v, 'evicted');
+    if (old) this.#remove(old, 'replaced');
+    const entry: Entry = { tx, sender, seq: this.#seq++ };
+    q.byNonce.set(nonceKey, entry);
+    this.#senders.set(sender, q);
+    this.#byId.set(tx.idHex, entry);
+    this.#bytes += tx.bytes.length;
+    return { id: tx.idHex, status: old ? 'replaced' : 'accepted' };
+  }
+
+  /** Highest-nonce transaction of every other sender, sorted so that pop() gives the cheapest. */
+  #tailsByFee(except: AccountKey): Entry[] {
+    const tails: Entry[] = [];
+    for (const [s, q] of this.#senders) {
+      if (s === except) continue;
+      let tail: Entry | undefined;
+      for (const e of q.byNonce.values()) if (!tail || e.tx.nonce > tail.tx.nonce) tail = e;
+      if (tail) tails.push(tail);
+    }
+    return tails.sort((a, b) => (a.tx.fee > b.tx.fee ? -1 : a.tx.fee < b.tx.fee ? 1 : a.seq - b.seq));
+  }
+
+  #remove(e: Entry, reason: RemovalReason): void {
+    if (this.#byId.get(e.tx.idHex) !== e) return;
+    this.#byId.delete(e.tx.idHex);
+    this.#bytes -= e.tx.bytes.length;
+    const q = this.#senders.get(e.sender);
+    if (q) {
+      q.byNonce.delete(e.tx.nonce.toString());
+      if (q.byNonce.size === 0) this.#senders.delete(e.sender);
+    }
+    void this.#persist({ type: 'del', key: layout.mempool(e.tx.id) }).catch((err) => this.#log.error('mempool delete failed', { error: err }));
+    this.emit('tx:removed', { tx: e.tx, reason });
+  }
+
+  /** Group commit: every op queued in this tick goes into one batch; callers await their batch. */
+  #persist(op: BatchOp): Promise<void> {
+    this.#pendingOps.push(op);
+    if (!this.#flushing) {
+      this.#flushing = new Promise<void>((resolve, reject) => {
+        setImmediate(() => {
+          const ops = this.#pendingOps;
+          this.#pendingOps = [];
+          this.#flushing = null;
+          this.#o.db.batch(ops).then(resolve, reject);
+        });
+      });
+    }
+    return this.#flushing;
+  }
+
+  /**
+   * Block candidates: highest fee first, each sender's transactions in nonce order starting at its
+   * account nonce, within the count and byte budget. The producer still applies each to state and skips
+   * any that fail (the mempool's view of balances is conservative but not authoritative).
+   */
+  candidates(maxTxs: number, maxBytes: number): Tx[] {
+    const heap = new Heap<Entry>((a, b) => (a.tx.fee !== b.tx.fee ? a.tx.fee > b.tx.fee : a.seq < b.seq));
+    for (const q of this.#senders.values()) {
+      const first = q.byNonce.get(q.accountNonce.toString());
+      if (first) heap.push(first);
+    }
+    const out: Tx[] = [];
+    let bytes = 0;
+    while (out.length < maxTxs && heap.size > 0) {
+      const e = heap.pop()!;
+      if (bytes + e.tx.bytes.length > maxBytes) continue;
+      out.push(e.tx);
+      bytes += e.tx.bytes.length;
+      const next = this.#senders.get(e.sender)?.byNonce.get((e.tx.nonce + 1n).toString());
+      if (next) heap.push(next);
+    }
+    return out;
+  }
+
+  /**
+   * Re-check after a head change. `connected` blocks' transactions leave; `disconnected` blocks'
+   * transactions come back (if still valid); every sender whose account changed is re-checked:
+   * stale nonces leave, and the tail that the balance no longer covers leaves.
+   */
+  async onHeadChange(connected: readonly Block[], disconnected: readonly Block[]): Promise<void> {
+    const included = new Set<string>();
+    for (const b of connected) for (const tx of b.txs) included.add(tx.idHex);
+    await this.#lock.run(async () => {
+      for (const id of included) {
+        const e = this.#byId.get(id);
+        if (e) this.#remove(e, 'included');
+      }
+      const affected = new Set<AccountKey>();
+      for (const b of [...connected, ...disconnected]) {
+        affected.add(toHex(b.header.proposer));
+        for (const tx of b.txs) { affected.add(toHex(tx.from)); affected.add(toHex(tx.to)); }
+      }
+      const keys = [...affected].filter((k) => this.#senders.has(k));
+      const accounts = await this.#o.accounts.getAccounts(keys);
+      for (const k of keys) this.#recheckSender(k, accounts.get(k) ?? { balance: 0n, nonce: 0n });
+    });
+    // Transactions of abandoned blocks return (oldest block first), unless the new chain holds them.
+    for (const b of [...disconnected].reverse()) {
+      for (const tx of b.txs) {
+        if (included.has(tx.idHex)) continue;
+        try {
+          await this.add(tx);
+        } catch (e) {
+          if (!(e instanceof RuleError)) throw e;
+          this.#log.debug('transaction of an abandoned block not returned to the mempool', { id: tx.idHex, rule: e.rule });
+        }
+      }
+    }
+  }
+
+  #recheckSender(k: AccountKey, account: Account): void {
+    const q = this.#senders.get(k);
+    if (!q) return;
+    q.accountNonce = account.nonce;
+    const entries = [...q.byNonce.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1));
+    let committed = 0n;
+    for (const e of entries) {
+      if (e.tx.nonce < account.nonce) { this.#remove(e, 'stale'); continue; }
+      committed += e.tx.amount + e.tx.fee;
+      if (committed > account.balance) this.#remove(e, 'unaffordable');
+    }
+  }
+
+  /** Wait for queued persistence writes (shutdown, tests). */
+  async flush(): Promise<void> {
+    while (this.#flushing) await this.#flushing;
+  }
+
+  /** All pending ids (RPC, tests). */
+  ids(): string[] { return [...this.#byId.keys()]; }
+
+  senderCount(): number { return this.#senders.size; }
+
+  static keyOf(pk: Uint8Array): AccountKey { return toHex(pk); }
+  static pkOf(k: AccountKey): Uint8Array { return fromHex(k); }
+}

@@ -1,0 +1,36 @@
+/** Reading and writing genesis.json, validated by schemas/genesis.schema.json and then semantically. */
+import { promises as fs } from 'node:fs';
+import { genesisFromJson, GenesisError, type Genesis, type GenesisJson } from '../ledger/genesis.js';
+import { validatorFor } from '../util/schemas.js';
+
+export async function readGenesisFile(path: string): Promise<Genesis> {
+  let text: string;
+  try {
+    text = await fs.readFile(path, 'utf8');
+  } catch (e) {
+    throw new GenesisError(`cannot read genesis file ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+  }
+  let j: unknown;
+  try {
+    j = JSON.parse(text);
+  } catch (e) {
+    throw new GenesisError(`${path} is not valid JSON: ${(e as Error).message}`);
+  }
+  return parseGenesisJson(j, path);
+}
+
+export function parseGenesisJson(j: unknown, what = 'genesis'): Genesis {
+  const validate = validatorFor('genesis.schema.json');
+  if (!validate(j)) {
+    const e = validate.errors?.[0];
+    throw new GenesisError(`${what} does not match schemas/genesis.schema.json: ${e?.instancePath || '/'} ${e?.message ?? ''}`.trim());
+  }
+  return genesisFromJson(j as GenesisJson);
+}
+
+export async function writeGenesisFile(path: string, j: GenesisJson): Promise<void> {
+  await fs.writeFile(path, JSON.stringify(j, null, 2) + '\n', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
+    if (e.code === 'EEXIST') throw new GenesisError(`${path} already exists; refusing to overwrite it`);
+    throw e;
+  });
+}

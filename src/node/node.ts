@@ -1,0 +1,138 @@
+/**
+ * The node: wires the subsystems together through their events. This file is where one reads how a block
+ * or a transaction flows; no subsystem calls into another's internals.
+ *
+ *   chain  ──chain:head──▶ mempool (drop included, return abandoned, re-check senders)
+ *   producer ──block──▶ chain.addBlock (same validation as a peer's block)
+ *   rpc    ──reads──▶ chain, mempool
+ */
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Chain } from '../chain/chain.js';
+import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
+import { SigCache } from '../crypto/sigcache.js';
+import type { Genesis } from '../ledger/genesis.js';
+import { Mempool, type MempoolLimits } from '../mempool/mempool.js';
+import { RpcDispatcher, RpcHttpServer } from '../rpc/server.js';
+import { createHandlers } from '../rpc/methods.js';
+import { openLevel, type KV } from '../storage/kv.js';
+import { systemClock, type Clock } from '../util/clock.js';
+import { loadSchema } from '../util/schemas.js';
+import type { Logger } from '../util/log.js';
+import type { KeyPair } from './keyfile.js';
+import { Producer } from './producer.js';
+
+export interface HostPort { host: string; port: number }
+
+export interface NodeConfig {
+  datadir: string;
+  genesis: Genesis;
+  key?: KeyPair;
+  rpc?: HostPort;
+  p2p?: HostPort;
+  bootnodes?: string[];
+  mempool?: Partial<MempoolLimits>;
+}
+
+export interface NodeDeps {
+  log: Logger;
+  clock?: Clock;
+  /** Store factory; production opens LevelDB under the datadir, the simulator passes memory-level. */
+  openStore?: (dir: string) => Promise<KV>;
+  verifier?: SignatureVerifier;
+}
+
+export class StartupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+export class MeshNode {
+  readonly chain: Chain;
+  readonly mempool: Mempool;
+  readonly producer: Producer | undefined;
+  rpcAddress: HostPort | undefined;
+  readonly #db: KV;
+  readonly #log: Logger;
+  #rpc: RpcHttpServer | undefined;
+  #mempoolWork: Promise<void> = Promise.resolve();
+  #stopping = false;
+
+  private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger) {
+    this.#db = db;
+    this.chain = chain;
+    this.mempool = mempool;
+    this.producer = producer;
+    this.#log = log;
+  }
+
+  static async start(cfg: NodeConfig, deps: NodeDeps): Promise<MeshNode> {
+    const log = deps.log;
+    const clock = deps.clock ?? systemClock;
+    await mkdir(cfg.datadir, { recursive: true });
+    const dbDir = join(cfg.datadir, 'chaindata');
+    let db: KV;
+    try {
+      db = await (deps.openStore ?? openLevel)(dbDir);
+    } catch (e) {
+      const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
+      throw new StartupError(`cannot open the database at ${dbDir}: ${cause}${/lock/i.test(cause) ? ' (is another node using this datadir?)' : ''}`);
+    }
+    try {
+      const verifier = deps.verifier ?? new InlineVerifier();
+      const sigCache = new SigCache();
+      const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, log: log.child({ mod: 'chain' }) });
+      const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }) });
+      await mempool.load();
+      const producer = cfg.key
+        ? new Producer({ chain, mempool, clock, secretKey: cfg.key.secretKey, publicKey: cfg.key.publicKey, log: log.child({ mod: 'producer' }) })
+        : undefined;
+      const node = new MeshNode(db, chain, mempool, producer, log);
+      node.#wire();
+      if (cfg.rpc) await node.#startRpc(cfg.rpc);
+      producer?.start();
+      return node;
+    } catch (e) {
+      await db.close().catch(() => {});
+      throw e;
+    }
+  }
+
+  #wire(): void {
+    this.chain.on('chain:head', ({ connected, disconnected }) => {
+      // Serialized: each head change is applied to the mempool in order.
+      this.#mempoolWork = this.#mempoolWork
+        .then(() => this.mempool.onHeadChange(connected, disconnected))
+        .catch((e) => this.#log.error('mempool update after head change failed', { error: e }));
+    });
+  }
+
+  async #startRpc(addr: HostPort): Promise<void> {
+    const rpcLog = this.#log.child({ mod: 'rpc' });
+    const dispatcher = new RpcDispatcher({
+      openrpc: loadSchema('openrpc.json'),
+      handlers: createHandlers({ chain: this.chain, mempool: this.mempool }),
+      log: (level, msg, fields) => rpcLog[level](msg, fields),
+    });
+    this.#rpc = new RpcHttpServer(dispatcher, { log: (level, msg, fields) => rpcLog[level](msg, fields) });
+    try {
+      this.rpcAddress = await this.#rpc.listen(addr.host, addr.port);
+    } catch (e) {
+      throw new StartupError(`cannot serve JSON-RPC on ${addr.host}:${addr.port}: ${(e as Error).message}`);
+    }
+  }
+
+  /** Stop producing, stop serving, flush the mempool, close the database. Idempotent. */
+  async stop(): Promise<void> {
+    if (this.#stopping) return;
+    this.#stopping = true;
+    this.producer?.stop();
+    await this.#rpc?.close().catch(() => {});
+    await this.#mempoolWork;
+    await this.mempool.flush();
+    await this.chain.close();
+    await this.#db.close();
+  }
+}

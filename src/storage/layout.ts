@@ -1,0 +1,64 @@
+/**
+ * THE on-disk format. Every LevelDB key this program writes has its one-byte prefix listed here; a new
+ * keyspace is not added anywhere else. Keys and values are raw bytes; values are canonical MessagePack
+ * unless noted. Heights and slots in keys are big-endian u64 so that they sort numerically.
+ *
+ *  prefix  key                                   value
+ *  'V'     V                                     database format version: canonical uint
+ *  'G'     G                                     genesis block hash (32 bytes, raw) — a datadir never changes network
+ *  'T'     T                                     best-chain head block hash (32 bytes, raw)
+ *  'L'     L                                     state lattice of the head (2048 bytes, raw; see ledger/statehash)
+ *  'b'     b | blockHash                         block bytes (canonical block encoding), any branch
+ *  'e'     e | blockHash                         block index entry: [height, slot, parentHash]
+ *  'i'     i | blockHash                         block found invalid after it was stored: rule name (utf-8)
+ *  'n'     n | height                            best-chain block hash at this height (32 bytes, raw)
+ *  'a'     a | publicKey                         account: [balance, nonce]; absent = empty account
+ *  'u'     u | blockHash                         undo data of a best-chain block: [[publicKey, balance, nonce], …]
+ *                                                (pre-block values of every touched account, sorted by key)
+ *  't'     t | txId                              best-chain transaction location: [blockHash, height, index]
+ *  'x'     x | publicKey | height | index(u32) | dir(u8)   account history, dir 0 = sent, 1 = received → txId (raw)
+ *  'm'     m | txId                              pending (mempool) transaction: signed tx bytes (raw) — local, not consensus
+ *  'q'     q | slot | proposer | blockHash       equivocation evidence: the signed header bytes (raw)
+ *  'p'     p | address (utf-8)                   peer address book entry (P2P)
+ *  'B'     B | nodeId                            peer ban: [untilMs, reason]
+ *
+ * Connecting or disconnecting blocks writes accounts, 'n', 't', 'x', 'u', 'L' and 'T' in ONE batch, so a
+ * crash leaves either the old head with its state or the new head with its state, never a mix.
+ */
+import { concatBytes, u32be, u64be } from '../encoding/bytes.js';
+
+const P = (c: string): Uint8Array => new Uint8Array([c.charCodeAt(0)]);
+const one = (c: string) => { const p = P(c); return () => p; };
+const keyed = (c: string) => { const p = P(c); return (k: Uint8Array) => concatBytes(p, k); };
+
+export const layout = {
+  version: one('V'),
+  genesis: one('G'),
+  tip: one('T'),
+  lattice: one('L'),
+  block: keyed('b'),
+  entry: keyed('e'),
+  invalid: keyed('i'),
+  height: (h: number) => concatBytes(P('n'), u64be(h)),
+  account: keyed('a'),
+  undo: keyed('u'),
+  tx: keyed('t'),
+  history: (pk: Uint8Array, height: number, index: number, dir: 0 | 1) => concatBytes(P('x'), pk, u64be(height), u32be(index), new Uint8Array([dir])),
+  historyPrefix: keyed('x'),
+  mempool: keyed('m'),
+  evidence: (slot: number, proposer: Uint8Array, hash: Uint8Array) => concatBytes(P('q'), u64be(slot), proposer, hash),
+  peer: (addr: string) => concatBytes(P('p'), new TextEncoder().encode(addr)),
+  ban: keyed('B'),
+  /** The range [prefix, prefix+1) for iterating one keyspace. */
+  range(prefix: Uint8Array): { gte: Uint8Array; lt: Uint8Array } {
+    const lt = new Uint8Array(prefix);
+    let i = lt.length - 1;
+    while (i >= 0 && lt[i] === 0xff) lt[i--] = 0;
+    if (i < 0) throw new Error('prefix has no upper bound');
+    lt[i]!++;
+    return { gte: prefix, lt };
+  },
+  prefix: P,
+} as const;
+
+export const DB_VERSION = 1;
