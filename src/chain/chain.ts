@@ -111,6 +111,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
   readonly #tips = new Set<string>();
   readonly #invalid = new Map<string, string>(); // stored blocks found invalid → rule
   readonly #rejected = new LruSet<string>(10_000); // never-stored blocks that failed static checks
+  readonly #invalidCause = new LruMap<string, RuleError>(1024); // the full error behind an 'i' mark (this process)
   readonly #bySlot = new Map<number, string[]>();
   readonly #blockCache = new LruMap<string, Block>(256);
   #main: string[] = []; // best-chain hashes by height
@@ -351,7 +352,10 @@ export class Chain extends TypedEmitter<ChainEvents> {
     const before = this.#head;
     await this.#chooseHead();
     const bad2 = this.#invalid.get(hashHex);
-    if (bad2) throw new RuleError(bad2 as RuleError['rule'], `block ${hashHex} failed state validation`);
+    if (bad2) {
+      const cause = this.#invalidCause.get(hashHex);
+      throw new RuleError(bad2 as RuleError['rule'], `block ${hashHex} failed state validation${cause ? ` (${cause.message})` : ''}`, { index: cause?.index, inner: cause?.inner });
+    }
     if (this.#head === before) return { status: 'side', hash: hashHex };
     return { status: this.#main[before.height] === before.hashHex ? 'connected' : 'reorganized', hash: hashHex };
   }
@@ -517,6 +521,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
       for (const c of this.#children.get(h) ?? []) stack.push(c);
     }
     await this.db.batch(ops);
+    this.#invalidCause.set(entry.hashHex, err);
     // The parent becomes a tip again if no valid child remains.
     const parentKids = [...(this.#children.get(entry.parentHex) ?? [])].filter((c) => !this.#invalid.has(c));
     if (parentKids.length === 0 && !this.#invalid.has(entry.parentHex)) this.#tips.add(entry.parentHex);

@@ -93,6 +93,8 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   #seq = 0;
   #pendingOps: BatchOp[] = [];
   #flushing: Promise<void> | null = null;
+  /** Group-commit batches handed to the db and not yet settled (flush() waits for these too). */
+  readonly #writing = new Set<Promise<void>>();
 
   constructor(opts: MempoolOptions) {
     super();
@@ -241,7 +243,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
           const ops = this.#pendingOps;
           this.#pendingOps = [];
           this.#flushing = null;
-          this.#o.db.batch(ops).then(resolve, reject);
+          const w = this.#o.db.batch(ops);
+          this.#writing.add(w);
+          w.finally(() => this.#writing.delete(w)).catch(() => {});
+          w.then(resolve, reject);
         });
       });
     }
@@ -323,7 +328,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   /** Wait for queued persistence writes (shutdown, tests). */
   async flush(): Promise<void> {
-    while (this.#flushing) await this.#flushing;
+    while (this.#flushing || this.#writing.size) await (this.#flushing ?? Promise.all(this.#writing));
   }
 
   /** All pending ids (RPC, tests). */

@@ -39,13 +39,14 @@ export const COMMANDS: Record<string, Command> = {
     summary: 'create a new ed25519 key file (mode 0600) and print its address',
     usage: `meshledger keygen --out FILE [--json]
 
-  --out FILE   where to write the key file (refuses to overwrite)
+  --out FILE   where to write the key file (an existing file is kept as FILE.<time>.bak)
   --json       print {"address","publicKey","file"} as JSON`,
     options: { out: { type: 'string' }, json: { type: 'boolean' } },
     async run(v) {
       const out = required(v, 'out');
       const kp = newKeyPair();
-      await writeKeyFile(out, kp);
+      const backup = await writeKeyFile(out, kp);
+      if (backup) console.error(`note: ${out} existed; the old key was moved to ${backup}`);
       if (v.json) console.log(JSON.stringify({ address: kp.address, publicKey: Buffer.from(kp.publicKey).toString('hex'), file: out }));
       else console.log(kp.address);
       return 0;
@@ -64,7 +65,7 @@ export const COMMANDS: Record<string, Command> = {
   --genesis-time start of slot 0, ms since the Unix epoch (default: now)
   --min-fee      minimum fee in minor units (default ${DEFAULT_PARAMS.minFee})
   --decimals     display decimals of the unit (default ${DEFAULT_PARAMS.decimals}); --symbol (default ${DEFAULT_PARAMS.symbol})
-  --out FILE     where to write genesis.json (refuses to overwrite)`,
+  --out FILE     where to write genesis.json (an existing file is kept as FILE.<time>.bak)`,
     options: {
       validators: { type: 'string' }, alloc: { type: 'string', multiple: true }, 'chain-id': { type: 'string' },
       'slot-ms': { type: 'string' }, 'genesis-time': { type: 'string' }, 'min-fee': { type: 'string' },
@@ -92,7 +93,8 @@ export const COMMANDS: Record<string, Command> = {
         symbol: (v.symbol as string | undefined) ?? DEFAULT_PARAMS.symbol,
       });
       const g = genesisFromJson(j); // full semantic validation before anything is written
-      await writeGenesisFile(out, j);
+      const backup = await writeGenesisFile(out, j);
+      if (backup) console.error(`note: ${out} existed; the old file was moved to ${backup}`);
       console.log(`wrote ${out} (chain ${g.chainId}, ${g.validators.length} validator(s), supply ${g.totalSupply})`);
       return 0;
     },
@@ -127,7 +129,7 @@ export const COMMANDS: Record<string, Command> = {
         datadir, chainId: genesis.chainId, genesisHash: node.chain.genesisHash, height: node.chain.head.height,
         validator: key?.address ?? null, rpc: node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null,
       });
-      if (p2p || bootnodes.length) log.warn('P2P networking is not in this build yet: --p2p/--bootnodes are accepted and ignored (issue #3)');
+      if (node.network) log.info('p2p started', { nodeId: node.network.nodeIdHex, listen: node.network.listenUrl || null, bootnodes });
       return waitForSignal(() => node.stop(), log);
     },
   },
@@ -138,7 +140,7 @@ export const COMMANDS: Record<string, Command> = {
                   [--log-level …] [--log-format json|pretty]
 
   --datadir     devnet folder (default .devnet): genesis.json, keys/, node-*/
-  --validators  number of validator processes (default 1)
+  --validators  number of validator processes for a new devnet (default 4)
   --slot-ms     slot duration for a new devnet (default 1000)
   --rpc-port    first RPC port (default 8645; node i uses port + i)
   --p2p-port    first P2P port (default 30400; node i uses port + i)`,
@@ -149,7 +151,8 @@ export const COMMANDS: Record<string, Command> = {
     async run(v) {
       return runDevnet({
         dir: (v.datadir as string | undefined) ?? '.devnet',
-        validators: v.validators !== undefined ? intFlag(v, 'validators', 1) : 1,
+        validators: v.validators !== undefined ? intFlag(v, 'validators', 1) : 4,
+        explicitValidators: v.validators !== undefined,
         slotMs: v['slot-ms'] !== undefined ? intFlag(v, 'slot-ms', 10) : 1000,
         rpcPort: v['rpc-port'] !== undefined ? intFlag(v, 'rpc-port', 1) : 8645,
         p2pPort: v['p2p-port'] !== undefined ? intFlag(v, 'p2p-port', 1) : 30400,

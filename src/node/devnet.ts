@@ -18,6 +18,8 @@ import { buildGenesisJson, UsageError } from './cli.js';
 export interface DevnetOptions {
   dir: string;
   validators: number;
+  /** Whether --validators was given (an existing devnet keeps its size otherwise). */
+  explicitValidators: boolean;
   slotMs: number;
   rpcPort: number;
   p2pPort: number;
@@ -53,11 +55,8 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   }
   const genesis = await readGenesisFile(genesisPath);
   const n = genesis.validators.length;
-  if (n !== o.validators && o.validators !== 1) {
+  if (o.explicitValidators && n !== o.validators) {
     throw new UsageError(`${dir} already holds a ${n}-validator devnet; remove the folder to create one with ${o.validators}`);
-  }
-  if (n > 1) {
-    throw new UsageError(`a ${n}-validator devnet needs the P2P mesh, which is not in this build yet (issue #3); use --validators 1`);
   }
   const faucet = await readKeyFile(join(keysDir, 'faucet.json'));
 
@@ -68,10 +67,12 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
     const rpc = `127.0.0.1:${o.rpcPort + i}`;
     const p2p = `127.0.0.1:${o.p2pPort + i}`;
     const args = [bin, 'node', '--datadir', join(dir, `node-${i}`), '--genesis', genesisPath, '--key', join(keysDir, `validator-${i}.json`),
-      '--rpc', rpc, '--log-level', o.logLevel, '--log-format', o.logFormat];
+      '--rpc', rpc, '--p2p', p2p, '--log-level', o.logLevel, '--log-format', o.logFormat];
+    // Every node knows node-0; peer exchange and the persisted address book do the rest.
+    if (i > 0) args.push('--bootnodes', `ws://127.0.0.1:${o.p2pPort}`);
     const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
     children.push(child);
-    lines.push(`  node-${i}: validator ${(await readKeyFile(join(keysDir, `validator-${i}.json`))).address}\n           rpc http://${rpc}  p2p ws://${p2p} (P2P arrives with issue #3)  data ${join(dir, `node-${i}`)}`);
+    lines.push(`  node-${i}: validator ${(await readKeyFile(join(keysDir, `validator-${i}.json`))).address}\n           rpc http://${rpc}  p2p ws://${p2p}  data ${join(dir, `node-${i}`)}`);
   }
   console.log(`meshledger devnet: ${n} validator(s), chain ${genesis.chainId}, slot ${genesis.slotMs} ms
   folder  ${dir}

@@ -2,6 +2,7 @@
 import { promises as fs } from 'node:fs';
 import { genesisFromJson, GenesisError, type Genesis, type GenesisJson } from '../ledger/genesis.js';
 import { validatorFor } from '../util/schemas.js';
+import { writeFileKeepingOld } from './keyfile.js';
 
 export async function readGenesisFile(path: string): Promise<Genesis> {
   let text: string;
@@ -28,9 +29,11 @@ export function parseGenesisJson(j: unknown, what = 'genesis'): Genesis {
   return genesisFromJson(j as GenesisJson);
 }
 
-export async function writeGenesisFile(path: string, j: GenesisJson): Promise<void> {
-  await fs.writeFile(path, JSON.stringify(j, null, 2) + '\n', { flag: 'wx' }).catch((e: NodeJS.ErrnoException) => {
-    if (e.code === 'EEXIST') throw new GenesisError(`${path} already exists; refusing to overwrite it`);
-    throw e;
-  });
+/** Write genesis.json; an existing file at `path` is kept as a .bak. Returns the backup's path, if any. */
+export async function writeGenesisFile(path: string, j: GenesisJson): Promise<string | undefined> {
+  try {
+    return await writeFileKeepingOld(path, JSON.stringify(j, null, 2) + '\n', 0o644);
+  } catch (e) {
+    throw new GenesisError(`cannot write ${path}: ${(e as Error).message}`);
+  }
 }

@@ -26,13 +26,29 @@ export function newKeyPair(random?: (n: number) => Uint8Array): KeyPair {
   return { secretKey, publicKey, address: encodeAddress(publicKey) };
 }
 
-/** Write a new key file; refuses to overwrite an existing file (a lost validator key is not recoverable). */
-export async function writeKeyFile(path: string, kp: KeyPair): Promise<void> {
+/**
+ * Write a file that must not silently destroy its predecessor (a lost validator key is not recoverable):
+ * an existing file is first renamed to `<path>.<time>.bak`. Returns the backup's path, if one was made.
+ */
+export async function writeFileKeepingOld(path: string, body: string, mode: number): Promise<string | undefined> {
+  let backup: string | undefined;
+  try {
+    await fs.access(path);
+    backup = `${path}.${new Date().toISOString().replace(/[:.]/g, '-')}.bak`;
+    await fs.rename(path, backup);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  await fs.writeFile(path, body, { mode, flag: 'wx' });
+  return backup;
+}
+
+/** Write a key file (mode 0600); an existing file at `path` is kept as a .bak (see writeFileKeepingOld). */
+export async function writeKeyFile(path: string, kp: KeyPair): Promise<string | undefined> {
   const body = JSON.stringify({ type: 'ed25519', address: kp.address, publicKey: toHex(kp.publicKey), secretKey: toHex(kp.secretKey) }, null, 2) + '\n';
   try {
-    await fs.writeFile(path, body, { mode: 0o600, flag: 'wx' });
+    return await writeFileKeepingOld(path, body, 0o600);
   } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'EEXIST') throw new KeyFileError(`${path} already exists; refusing to overwrite a key`);
     throw new KeyFileError(`cannot write ${path}: ${(e as Error).message}`);
   }
 }

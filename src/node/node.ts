@@ -19,7 +19,12 @@ import { openLevel, type KV } from '../storage/kv.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { loadSchema } from '../util/schemas.js';
 import type { Logger } from '../util/log.js';
-import type { KeyPair } from './keyfile.js';
+import { newKeyPair, readKeyFile, writeKeyFile, type KeyPair } from './keyfile.js';
+import { Network, type NetLimits } from '../p2p/network.js';
+import { WsTransport } from '../p2p/transport.js';
+import type { Transport } from '../p2p/transport.js';
+import { systemRandom, type Random } from '../util/random.js';
+import { existsSync } from 'node:fs';
 import { Producer } from './producer.js';
 
 export interface HostPort { host: string; port: number }
@@ -32,6 +37,7 @@ export interface NodeConfig {
   p2p?: HostPort;
   bootnodes?: string[];
   mempool?: Partial<MempoolLimits>;
+  net?: Partial<NetLimits>;
 }
 
 export interface NodeDeps {
@@ -40,6 +46,9 @@ export interface NodeDeps {
   /** Store factory; production opens LevelDB under the datadir, the simulator passes memory-level. */
   openStore?: (dir: string) => Promise<KV>;
   verifier?: SignatureVerifier;
+  random?: Random;
+  /** Peer transport; production uses WebSockets. */
+  transport?: Transport;
 }
 
 export class StartupError extends Error {
@@ -53,6 +62,7 @@ export class MeshNode {
   readonly chain: Chain;
   readonly mempool: Mempool;
   readonly producer: Producer | undefined;
+  network: Network | undefined;
   rpcAddress: HostPort | undefined;
   readonly #db: KV;
   readonly #log: Logger;
@@ -86,11 +96,28 @@ export class MeshNode {
       const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, log: log.child({ mod: 'chain' }) });
       const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }) });
       await mempool.load();
+      let node!: MeshNode; // assigned below; the producer's relay hook only runs once the node exists
       const producer = cfg.key
-        ? new Producer({ chain, mempool, clock, secretKey: cfg.key.secretKey, publicKey: cfg.key.publicKey, log: log.child({ mod: 'producer' }) })
+        ? new Producer({
+          chain, mempool, clock, secretKey: cfg.key.secretKey, publicKey: cfg.key.publicKey, log: log.child({ mod: 'producer' }),
+          onBlock: (b) => node.network?.relayBlock(b),
+        })
         : undefined;
-      const node = new MeshNode(db, chain, mempool, producer, log);
+      node = new MeshNode(db, chain, mempool, producer, log);
       node.#wire();
+      if (cfg.p2p || cfg.bootnodes?.length) {
+        const nodeKey = await loadNodeKey(cfg.datadir);
+        node.network = new Network({
+          chain, mempool, db, clock, random: deps.random ?? systemRandom, log: log.child({ mod: 'p2p' }), nodeKey,
+          transport: deps.transport ?? new WsTransport({ maxPayload: Network.frameMax(cfg.genesis.params.maxBlockBytes), keepaliveMs: 10_000 }),
+          listen: cfg.p2p, bootnodes: cfg.bootnodes, limits: cfg.net,
+        });
+        try {
+          await node.network.start();
+        } catch (e) {
+          throw new StartupError(`cannot start P2P on ${cfg.p2p ? `${cfg.p2p.host}:${cfg.p2p.port}` : 'outbound only'}: ${(e as Error).message}`);
+        }
+      }
       if (cfg.rpc) await node.#startRpc(cfg.rpc);
       producer?.start();
       return node;
@@ -129,10 +156,20 @@ export class MeshNode {
     if (this.#stopping) return;
     this.#stopping = true;
     this.producer?.stop();
+    await this.network?.stop().catch(() => {});
     await this.#rpc?.close().catch(() => {});
     await this.#mempoolWork;
     await this.mempool.flush();
     await this.chain.close();
     await this.#db.close();
   }
+}
+
+/** The node's P2P identity (not a validator key): created on first start, kept in the datadir. */
+async function loadNodeKey(datadir: string): Promise<KeyPair> {
+  const path = join(datadir, 'nodekey.json');
+  if (existsSync(path)) return readKeyFile(path);
+  const kp = newKeyPair();
+  await writeKeyFile(path, kp);
+  return kp;
 }

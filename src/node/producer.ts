@@ -92,15 +92,23 @@ export class Producer {
     }
   }
 
-  /** Build and sign a block for `slot` on the current head. */
+  /** Build and sign a block for `slot` on the current head from the mempool's best candidates. */
   build(slot: number): Promise<Block> {
-    return this.#o.chain.withHead((head, lattice) => this.#build(slot, head, lattice));
-  }
-
-  async #build(slot: number, head: BlockEntry, lattice: StateLattice): Promise<Block> {
     const { chain, mempool, secretKey, publicKey } = this.#o;
+    const p = chain.genesis.params;
+    const candidates = mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - 4096);
+    return assembleBlock(chain, secretKey, publicKey, slot, candidates);
+  }
+}
+
+/**
+ * Build and sign a block for `slot` on the chain's head: apply `candidates` in order to the head state,
+ * skipping any that no longer apply (and the sender's later ones), credit fees, compute both roots.
+ * Runs under the chain's lock so head, lattice and accounts form one consistent snapshot.
+ */
+export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Uint8Array, slot: number, candidates: readonly Tx[]): Promise<Block> {
+  return chain.withHead(async (head: BlockEntry, lattice: StateLattice) => {
     const g = chain.genesis;
-    const candidates = mempool.candidates(g.params.maxBlockTxs, g.params.maxBlockBytes - 4096);
     const keys = touchedAccounts(candidates, publicKey);
     const state: AccountMap = await chain.getAccounts(keys);
     const pre = new Map(state);
@@ -128,5 +136,5 @@ export class Producer {
       txRoot: merkleRoot(chosen.map((t) => t.id)), stateRoot: lattice.root(), proposer: publicKey,
     }, secretKey);
     return makeBlock(header, chosen);
-  }
+  });
 }

@@ -1,0 +1,160 @@
+/**
+ * P2P wire messages. A frame is one binary WebSocket message holding a MessagePack array whose first item
+ * is the message type. Frames are encoded canonically (src/encoding/canonical.ts) and decoded strictly:
+ * wrong shapes, unknown types and frames over their type's size limit are protocol errors (and cost the
+ * sender score). Blocks and transactions travel as their canonical encodings (bytes) and are decoded by the
+ * ledger's own decoders.
+ *
+ *  type  name        fields                                                   size limit
+ *   0    HELLO       version, chainId, genesisHash, nodeId, listen, headHeight, headHash, challenge   1 KiB
+ *   1    AUTH        signature (over the peer's challenge, see handshake.ts)                         256 B
+ *   2    STATUS      headHeight, headHash, headSlot                                                   256 B
+ *   3    TXS         [txBytes…] (≤ 1024)                                                              2 MiB
+ *   4    INV_TX      [txId…] (≤ 4096)                                                               192 KiB
+ *   5    GET_TX      [txId…] (≤ 4096)                                                               192 KiB
+ *   6    BLOCK       blockBytes                                                     maxBlockBytes + 64 KiB
+ *   7    INV_BLOCK   blockHash, height                                                                256 B
+ *   8    GET_HASHES  reqId, locator [hash…] (≤ 64), max (≤ 4096)                                    4 KiB
+ *   9    HASHES      reqId, forkHeight, [hash…] (≤ 4096)                                            160 KiB
+ *  10    GET_BLOCKS  reqId, [hash…] (≤ 128)                                                           8 KiB
+ *  11    BLOCKS      reqId, [blockBytes…]                                                       frame maximum
+ *  12    GET_ADDR    —                                                                                  64 B
+ *  13    ADDR        [ws://host:port …] (≤ 64)                                                      16 KiB
+ */
+import { Unpackr } from 'msgpackr';
+import { encodeCanonical, type CanonicalValue } from '../encoding/canonical.js';
+
+export const PROTOCOL_VERSION = 1;
+
+export const MSG = {
+  HELLO: 0, AUTH: 1, STATUS: 2, TXS: 3, INV_TX: 4, GET_TX: 5, BLOCK: 6, INV_BLOCK: 7,
+  GET_HASHES: 8, HASHES: 9, GET_BLOCKS: 10, BLOCKS: 11, GET_ADDR: 12, ADDR: 13,
+} as const;
+
+export const MAX_TXS_PER_MSG = 1024;
+export const MAX_INV = 4096;
+export const MAX_LOCATOR = 64;
+export const MAX_HASHES = 4096;
+export const MAX_GET_BLOCKS = 128;
+export const MAX_ADDRS = 64;
+
+export type Message =
+  | { type: typeof MSG.HELLO; version: number; chainId: string; genesisHash: Uint8Array; nodeId: Uint8Array; listen: string; headHeight: number; headHash: Uint8Array; challenge: Uint8Array }
+  | { type: typeof MSG.AUTH; signature: Uint8Array }
+  | { type: typeof MSG.STATUS; headHeight: number; headHash: Uint8Array; headSlot: number }
+  | { type: typeof MSG.TXS; txs: Uint8Array[] }
+  | { type: typeof MSG.INV_TX; ids: Uint8Array[] }
+  | { type: typeof MSG.GET_TX; ids: Uint8Array[] }
+  | { type: typeof MSG.BLOCK; block: Uint8Array }
+  | { type: typeof MSG.INV_BLOCK; hash: Uint8Array; height: number }
+  | { type: typeof MSG.GET_HASHES; reqId: number; locator: Uint8Array[]; max: number }
+  | { type: typeof MSG.HASHES; reqId: number; forkHeight: number; hashes: Uint8Array[] }
+  | { type: typeof MSG.GET_BLOCKS; reqId: number; hashes: Uint8Array[] }
+  | { type: typeof MSG.BLOCKS; reqId: number; blocks: Uint8Array[] }
+  | { type: typeof MSG.GET_ADDR }
+  | { type: typeof MSG.ADDR; addrs: string[] };
+
+export class ProtocolError extends Error {
+  readonly rule: 'malformed_frame' | 'unknown_type' | 'oversized';
+  constructor(rule: ProtocolError['rule'], message: string) {
+    super(message);
+    this.name = 'ProtocolError';
+    this.rule = rule;
+  }
+}
+
+/** Per-type frame size limits; BLOCK and BLOCKS depend on the genesis block size limit. */
+export function sizeLimits(maxBlockBytes: number): Record<number, number> {
+  const frameMax = frameMaxBytes(maxBlockBytes);
+  return {
+    [MSG.HELLO]: 1024, [MSG.AUTH]: 256, [MSG.STATUS]: 256, [MSG.TXS]: 2 * 1024 * 1024,
+    [MSG.INV_TX]: 192 * 1024, [MSG.GET_TX]: 192 * 1024, [MSG.BLOCK]: maxBlockBytes + 64 * 1024, [MSG.INV_BLOCK]: 256,
+    [MSG.GET_HASHES]: 4096, [MSG.HASHES]: 160 * 1024, [MSG.GET_BLOCKS]: 8192, [MSG.BLOCKS]: frameMax,
+    [MSG.GET_ADDR]: 64, [MSG.ADDR]: 16 * 1024,
+  };
+}
+
+/** The transport's hard frame limit: room for one maximal block response plus a margin. */
+export function frameMaxBytes(maxBlockBytes: number): number {
+  return Math.max(16 * 1024 * 1024, 2 * maxBlockBytes + 1024 * 1024);
+}
+
+export function encodeMessage(m: Message): Uint8Array {
+  let v: CanonicalValue[];
+  switch (m.type) {
+    case MSG.HELLO: v = [m.type, m.version, m.chainId, m.genesisHash, m.nodeId, m.listen, m.headHeight, m.headHash, m.challenge]; break;
+    case MSG.AUTH: v = [m.type, m.signature]; break;
+    case MSG.STATUS: v = [m.type, m.headHeight, m.headHash, m.headSlot]; break;
+    case MSG.TXS: v = [m.type, m.txs]; break;
+    case MSG.INV_TX: case MSG.GET_TX: v = [m.type, m.ids]; break;
+    case MSG.BLOCK: v = [m.type, m.block]; break;
+    case MSG.INV_BLOCK: v = [m.type, m.hash, m.height]; break;
+    case MSG.GET_HASHES: v = [m.type, m.reqId, m.locator, m.max]; break;
+    case MSG.HASHES: v = [m.type, m.reqId, m.forkHeight, m.hashes]; break;
+    case MSG.GET_BLOCKS: v = [m.type, m.reqId, m.hashes]; break;
+    case MSG.BLOCKS: v = [m.type, m.reqId, m.blocks]; break;
+    case MSG.GET_ADDR: v = [m.type]; break;
+    case MSG.ADDR: v = [m.type, m.addrs]; break;
+  }
+  return encodeCanonical(v, 64);
+}
+
+const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'bigint' } as ConstructorParameters<typeof Unpackr>[0]);
+
+// ---- strict field readers ----
+const bad = (msg: string): never => { throw new ProtocolError('malformed_frame', msg); };
+const uint = (v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number =>
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max ? v : bad(`${what}: expected an integer in 0..${max}`);
+const bytes = (v: unknown, what: string, len?: number): Uint8Array => {
+  if (!(v instanceof Uint8Array)) return bad(`${what}: expected bytes`);
+  if (len !== undefined && v.length !== len) return bad(`${what}: expected ${len} bytes`);
+  return new Uint8Array(v.buffer, v.byteOffset, v.byteLength);
+};
+const str = (v: unknown, what: string, max: number): string =>
+  typeof v === 'string' && v.length <= max ? v : bad(`${what}: expected a string of at most ${max} chars`);
+const list = <T>(v: unknown, what: string, max: number, item: (x: unknown, w: string) => T): T[] => {
+  if (!Array.isArray(v)) return bad(`${what}: expected an array`);
+  if (v.length > max) return bad(`${what}: ${v.length} items > ${max}`);
+  return v.map((x, i) => item(x, `${what}[${i}]`));
+};
+const hash = (x: unknown, w: string) => bytes(x, w, 32);
+const anyBytes = (x: unknown, w: string) => bytes(x, w);
+
+/** Decode one frame. Throws ProtocolError naming what was wrong. */
+export function decodeMessage(frame: Uint8Array, limits: Record<number, number>): Message {
+  if (frame.length === 0) bad('empty frame');
+  // Cheap pre-check of the type byte so an oversized frame is refused before it is parsed.
+  const t0 = frame[0]! >= 0x90 && frame[0]! <= 0x9f && frame.length > 1 ? frame[1]! : -1;
+  if (t0 >= 0 && t0 <= 13 && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
+  let v: unknown;
+  try {
+    v = unpackr.unpack(frame);
+  } catch (e) {
+    return bad(`not MessagePack: ${(e as Error).message}`);
+  }
+  if (!Array.isArray(v) || v.length === 0) return bad('frame is not a non-empty array');
+  const type = v[0];
+  if (typeof type !== 'number' || !(type in limits)) throw new ProtocolError('unknown_type', `unknown message type ${String(type)}`);
+  if (frame.length > limits[type]!) throw new ProtocolError('oversized', `type ${type} frame of ${frame.length} bytes > ${limits[type]}`);
+  const arity = (n: number) => { if (v.length !== n) bad(`type ${type}: expected ${n} items, got ${(v as unknown[]).length}`); };
+  const f = v as unknown[];
+  switch (type) {
+    case MSG.HELLO:
+      arity(9);
+      return { type, version: uint(f[1], 'version'), chainId: str(f[2], 'chainId', 64), genesisHash: hash(f[3], 'genesisHash'), nodeId: hash(f[4], 'nodeId'), listen: str(f[5], 'listen', 200), headHeight: uint(f[6], 'headHeight'), headHash: hash(f[7], 'headHash'), challenge: hash(f[8], 'challenge') };
+    case MSG.AUTH: arity(2); return { type, signature: bytes(f[1], 'signature', 64) };
+    case MSG.STATUS: arity(4); return { type, headHeight: uint(f[1], 'headHeight'), headHash: hash(f[2], 'headHash'), headSlot: uint(f[3], 'headSlot') };
+    case MSG.TXS: arity(2); return { type, txs: list(f[1], 'txs', MAX_TXS_PER_MSG, anyBytes) };
+    case MSG.INV_TX: arity(2); return { type, ids: list(f[1], 'ids', MAX_INV, hash) };
+    case MSG.GET_TX: arity(2); return { type, ids: list(f[1], 'ids', MAX_INV, hash) };
+    case MSG.BLOCK: arity(2); return { type, block: bytes(f[1], 'block') };
+    case MSG.INV_BLOCK: arity(3); return { type, hash: hash(f[1], 'hash'), height: uint(f[2], 'height') };
+    case MSG.GET_HASHES: arity(4); return { type, reqId: uint(f[1], 'reqId'), locator: list(f[2], 'locator', MAX_LOCATOR, hash), max: uint(f[3], 'max', MAX_HASHES) };
+    case MSG.HASHES: arity(4); return { type, reqId: uint(f[1], 'reqId'), forkHeight: uint(f[2], 'forkHeight'), hashes: list(f[3], 'hashes', MAX_HASHES, hash) };
+    case MSG.GET_BLOCKS: arity(3); return { type, reqId: uint(f[1], 'reqId'), hashes: list(f[2], 'hashes', MAX_GET_BLOCKS, hash) };
+    case MSG.BLOCKS: arity(3); return { type, reqId: uint(f[1], 'reqId'), blocks: list(f[2], 'blocks', MAX_GET_BLOCKS, anyBytes) };
+    case MSG.GET_ADDR: arity(1); return { type };
+    case MSG.ADDR: arity(2); return { type, addrs: list(f[1], 'addrs', MAX_ADDRS, (x, w) => str(x, w, 200)) };
+  }
+  throw new ProtocolError('unknown_type', `unknown message type ${String(type)}`);
+}

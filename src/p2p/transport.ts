@@ -1,0 +1,175 @@
+/**
+ * The peer transport seam. The P2P layer sees only `Transport` and `Conn`: production plugs in WebSockets
+ * (`ws`), the deterministic simulator plugs in an in-process network with the same interface.
+ */
+import { WebSocket, WebSocketServer } from 'ws';
+import type { IncomingMessage } from 'node:http';
+
+export interface Conn {
+  /** Remote endpoint as seen by the socket (ip:port), for logs and per-address limits. */
+  readonly remote: string;
+  readonly inbound: boolean;
+  /** Bytes queued but not yet handed to the OS (back-pressure signal). */
+  readonly bufferedAmount: number;
+  send(frame: Uint8Array): void;
+  close(code: number, reason: string): void;
+  onMessage(fn: (frame: Uint8Array) => void): void;
+  onClose(fn: (code: number, reason: string) => void): void;
+}
+
+export interface Transport {
+  /** Start accepting connections; resolves with the bound address. */
+  listen(host: string, port: number, onConn: (c: Conn) => void): Promise<{ host: string; port: number }>;
+  /** Connect to `url` (ws://host:port). Rejects on failure or after `timeoutMs`. */
+  dial(url: string, timeoutMs: number): Promise<Conn>;
+  close(): Promise<void>;
+}
+
+/** Close codes used in the protocol (4000–4999 are application codes in WebSocket). */
+export const CLOSE = {
+  normal: 1000,
+  goingAway: 1001,
+  tooBig: 1009,
+  protocol: 4000,
+  wrongNetwork: 4001,
+  version: 4002,
+  self: 4003,
+  duplicate: 4004,
+  banned: 4005,
+  tooManyPeers: 4006,
+  misbehaving: 4007,
+  timeout: 4008,
+  slow: 4009,
+} as const;
+
+/**
+ * Listeners are attached the moment the socket exists and events are buffered until the owner registers
+ * its handlers: `ws` may emit the peer's first frame in the same tick as 'open' (it can arrive in the same
+ * TCP segment as the upgrade response), and a frame emitted with no listener is lost.
+ */
+class WsConn implements Conn {
+  readonly #ws: WebSocket;
+  readonly remote: string;
+  readonly inbound: boolean;
+  #onMessage: ((frame: Uint8Array) => void) | undefined;
+  #onClose: ((code: number, reason: string) => void) | undefined;
+  #early: Uint8Array[] = [];
+  #closed: [number, string] | undefined;
+
+  constructor(ws: WebSocket, remote: string, inbound: boolean) {
+    this.#ws = ws;
+    this.remote = remote;
+    this.inbound = inbound;
+    ws.on('message', (data: Buffer | ArrayBuffer | Buffer[], isBinary: boolean) => {
+      // Text frames are a protocol violation; an empty frame is rejected (and penalized) upstream.
+      let frame: Uint8Array = new Uint8Array(0);
+      if (isBinary) {
+        const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.isBuffer(data) ? data : Buffer.from(data);
+        frame = new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength);
+      }
+      if (this.#onMessage) this.#onMessage(frame);
+      else if (this.#early.length < 64) this.#early.push(frame);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#closed = [code, reason.toString()];
+      this.#onClose?.(code, reason.toString());
+    });
+  }
+  get bufferedAmount(): number { return this.#ws.bufferedAmount; }
+  send(frame: Uint8Array): void {
+    if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(frame, { binary: true });
+  }
+  close(code: number, reason: string): void {
+    if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
+      this.#ws.close(code, reason.slice(0, 120));
+      // A peer that never completes the closing handshake is cut after a grace period.
+      setTimeout(() => this.#ws.terminate(), 2000).unref();
+    }
+  }
+  onMessage(fn: (frame: Uint8Array) => void): void {
+    this.#onMessage = fn;
+    const early = this.#early;
+    this.#early = [];
+    for (const f of early) fn(f);
+  }
+  onClose(fn: (code: number, reason: string) => void): void {
+    this.#onClose = fn;
+    if (this.#closed) fn(...this.#closed);
+  }
+}
+
+export interface WsTransportOptions {
+  /** Largest frame accepted (ws closes the connection with 1009 beyond it). */
+  maxPayload: number;
+  /** Ping interval; a peer that misses a whole interval is terminated. */
+  keepaliveMs: number;
+}
+
+export class WsTransport implements Transport {
+  readonly #o: WsTransportOptions;
+  #server: WebSocketServer | undefined;
+  readonly #sockets = new Set<WebSocket>();
+  #pinger: NodeJS.Timeout | undefined;
+  readonly #alive = new WeakMap<WebSocket, boolean>();
+
+  constructor(o: WsTransportOptions) {
+    this.#o = o;
+  }
+
+  #track(ws: WebSocket): void {
+    this.#sockets.add(ws);
+    this.#alive.set(ws, true);
+    ws.on('pong', () => this.#alive.set(ws, true));
+    ws.on('close', () => this.#sockets.delete(ws));
+    ws.on('error', () => { /* surfaced through 'close' */ });
+    if (!this.#pinger) {
+      this.#pinger = setInterval(() => {
+        for (const s of this.#sockets) {
+          if (!this.#alive.get(s)) { s.terminate(); continue; }
+          this.#alive.set(s, false);
+          try { s.ping(); } catch { /* closed meanwhile */ }
+        }
+      }, this.#o.keepaliveMs);
+      this.#pinger.unref();
+    }
+  }
+
+  listen(host: string, port: number, onConn: (c: Conn) => void): Promise<{ host: string; port: number }> {
+    return new Promise((resolve, reject) => {
+      const wss = new WebSocketServer({ host, port, maxPayload: this.#o.maxPayload, perMessageDeflate: false });
+      wss.once('error', reject);
+      wss.once('listening', () => {
+        wss.off('error', reject);
+        wss.on('error', () => { /* per-connection errors surface on sockets */ });
+        const a = wss.address();
+        resolve(!a || typeof a === 'string' ? { host, port } : { host: a.address, port: a.port });
+      });
+      wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
+        this.#track(ws);
+        onConn(new WsConn(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, true));
+      });
+      this.#server = wss;
+    });
+  }
+
+  dial(url: string, timeoutMs: number): Promise<Conn> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url, { maxPayload: this.#o.maxPayload, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+      const fail = (e: Error) => { ws.terminate(); reject(e); };
+      ws.once('error', fail);
+      // The Conn (and its listeners) must exist before 'open' returns control to ws.
+      const conn = new WsConn(ws, url.replace(/^wss?:\/\//, ''), false);
+      ws.once('open', () => {
+        ws.off('error', fail);
+        this.#track(ws);
+        resolve(conn);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.#pinger) clearInterval(this.#pinger);
+    for (const s of this.#sockets) s.terminate();
+    await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
+  }
+}

@@ -1,0 +1,238 @@
+/**
+ * Crash test: a real validator process under transaction load is SIGKILLed at random moments and restarted
+ * on the same datadir, again and again. After every restart:
+ *
+ *   - it reopens (RPC answers) at a height ≥ the highest height observed before the kill, and every block
+ *     hash observed (via getChainInfo / getBlockHeader) at any height is unchanged;
+ *   - every transaction that sendTransaction acknowledged is confirmed or still pending:
+ *     faucet nonce + pending ≥ acknowledged, and nextNonce > the highest acknowledged nonce;
+ *   - once the pending ones are in blocks, the books balance exactly: faucet = supply − Σ(amount + fee),
+ *     each recipient = Σ amounts sent to it, the validator = Σ fees, and the sum of all known accounts is
+ *     the genesis supply.
+ *
+ * Some rounds kill the node again while it is starting up (chain open, mempool reload) before it answers.
+ *
+ *   CRASH_ROUNDS=N   number of kills (default 8)
+ *   CRASH_SEED=S     reproduce a run (the seed is printed as a diagnostic)
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { encodeAddress } from '../../src/encoding/address.js';
+import { getPublicKey } from '../../src/crypto/ed25519.js';
+import {
+  Harness, RpcCallError, isTransportError, rpc, scaled, seededRandom, signTransfer,
+  type KeyInfo, type NodeProc,
+} from '../helpers/proc.js';
+
+const ROUNDS = Math.max(1, Number(process.env.CRASH_ROUNDS) || 8);
+const SEED = process.env.CRASH_SEED !== undefined ? Number(process.env.CRASH_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;
+const SUPPLY = 10n ** 15n;
+const N_RECIPIENTS = 4;
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+interface SentTx { id: string; to: string; amount: bigint; fee: bigint }
+
+/** Submits signed transfers from the faucet with sequential nonces, one request at a time. */
+class LoadGenerator {
+  /** The latest transaction signed for each nonce (a nonce is re-signed only if the previous one was refused or lost). */
+  readonly signed = new Map<bigint, SentTx>();
+  /** nonce → id for every transaction sendTransaction acknowledged. */
+  readonly acked = new Map<bigint, string>();
+  readonly unexpected: string[] = [];
+  nonce = 0n;
+  killed = false;
+  sends = 0;
+  throttled = 0;
+  #stop = false;
+  #loop: Promise<void> | null = null;
+  readonly #rng: ReturnType<typeof seededRandom>;
+
+  constructor(readonly faucet: KeyInfo, readonly chainId: string, readonly recipients: string[], seed: number, readonly slotMs: number) {
+    this.#rng = seededRandom(seed);
+  }
+
+  get maxAcked(): bigint { let m = -1n; for (const n of this.acked.keys()) if (n > m) m = n; return m; }
+
+  start(port: number, nonce: bigint): void {
+    this.nonce = nonce;
+    this.killed = false;
+    this.#stop = false;
+    this.#loop = this.#run(port);
+  }
+
+  /** Resolves when the loop has ended (after a kill: once its in-flight request has failed). */
+  async stopped(): Promise<void> {
+    await this.#loop;
+  }
+
+  stop(): Promise<void> {
+    this.#stop = true;
+    return this.stopped();
+  }
+
+  async #run(port: number): Promise<void> {
+    while (!this.#stop) {
+      const nonce = this.nonce;
+      const s = signTransfer({
+        from: this.faucet, to: this.#rng.pick(this.recipients), chainId: this.chainId, nonce,
+        amount: this.#rng.int(1, 100_000), fee: this.#rng.int(1, 9),
+      });
+      this.signed.set(nonce, { id: s.id, to: s.tx.to.length ? encodeAddress(s.tx.to) : '', amount: s.tx.amount, fee: s.tx.fee });
+      this.sends++;
+      try {
+        const id = await rpc(port, 'sendTransaction', { tx: s.hex }, { timeoutMs: scaled(15_000) });
+        if (id !== s.id) this.unexpected.push(`nonce ${nonce}: sendTransaction returned ${id}, expected ${s.id}`);
+        this.acked.set(nonce, id);
+        this.nonce++;
+        if (this.#rng.next() < 0.3) await sleep(this.#rng.int(1, 8)); // uneven pacing
+      } catch (e) {
+        if (e instanceof RpcCallError && e.rule === 'too_many_pending') {
+          this.throttled++;
+          await sleep(Math.ceil(this.slotMs / 2)); // the mempool's per-sender bound: wait for a block
+          continue;
+        }
+        if (this.killed && (isTransportError(e) || e instanceof RpcCallError)) return; // the node is (being) killed
+        this.unexpected.push(`nonce ${nonce}: ${e instanceof Error ? `${e.name}: ${e.message}` : String(e)}`);
+        return;
+      }
+    }
+  }
+}
+
+test(`validator survives ${ROUNDS} SIGKILLs under load with no acknowledged transaction or observed block lost`, { timeout: scaled(60_000 + ROUNDS * 15_000) }, async (t) => {
+  const h = new Harness(t);
+  const rng = seededRandom(SEED);
+  const slotMs = rng.int(100, 200);
+  t.diagnostic(`seed ${SEED} (reproduce with CRASH_SEED=${SEED}), rounds ${ROUNDS}, slot ${slotMs} ms`);
+
+  const [validator, faucet] = await Promise.all([h.keygen('validator'), h.keygen('faucet')]);
+  const recipients = Array.from({ length: N_RECIPIENTS }, (_, i) =>
+    encodeAddress(getPublicKey(createHash('sha256').update(`crash-recipient:${SEED}:${i}`).digest())));
+  const g = await h.genesis({ validators: [validator], alloc: [[faucet, SUPPLY]], slotMs, chainId: 'crash-test' });
+  const known = [faucet.address, validator.address, ...recipients];
+
+  let node: NodeProc = await h.startNode({ genesis: g.file, key: validator.file, name: 'validator' });
+  const port = node.rpcPort!;
+  const load = new LoadGenerator(faucet, g.chainId, recipients, SEED ^ 0x5eed, slotMs);
+
+  /** Every (height → hash) we were told about before some kill. */
+  const seen = new Map<number, string>();
+  let maxSeenHeight = 0;
+  let kills = 0;
+  let startupKills = 0;
+  let unackedButKept = 0;
+  let hashChecks = 0;
+
+  const account = async (address: string) => {
+    const a = await rpc(port, 'getAccount', { address });
+    return { balance: BigInt(a.balance), nonce: BigInt(a.nonce), nextNonce: BigInt(a.nextNonce), pending: a.pending as number };
+  };
+  const ctx = () => `seed ${SEED}, round ${kills}, acked ${load.acked.size}, max acked nonce ${load.maxAcked}`;
+
+  /** Wait until every pending transaction is in a block; then balances only change with new transactions. */
+  const drain = async (minNonce: bigint) => h.waitFor(async () => {
+    const f = await account(faucet.address);
+    return f.pending === 0 && f.nonce >= minNonce ? f : undefined;
+  }, scaled(30_000), `faucet's pending transactions confirmed (nonce ≥ ${minNonce}) [${ctx()}]`, [node]);
+
+  /** Exact books, on a drained mempool with the load stopped (so the state cannot change meanwhile). */
+  const checkBooks = async () => {
+    const f = await drain(BigInt(load.acked.size));
+    const confirmed = f.nonce;
+    const expect = new Map<string, bigint>(known.map((a) => [a, 0n]));
+    let spent = 0n;
+    for (let n = 0n; n < confirmed; n++) {
+      const s = load.signed.get(n);
+      assert.ok(s, `nonce ${n} is confirmed but was never signed by the load generator [${ctx()}]`);
+      expect.set(s.to, expect.get(s.to)! + s.amount);
+      expect.set(validator.address, expect.get(validator.address)! + s.fee);
+      spent += s.amount + s.fee;
+    }
+    expect.set(faucet.address, SUPPLY - spent);
+    const got = new Map<string, bigint>();
+    for (const a of known) got.set(a, (await account(a)).balance);
+    const total = [...got.values()].reduce((x, y) => x + y, 0n);
+    assert.equal(total, SUPPLY, `sum of all known balances ≠ genesis supply [${ctx()}]`);
+    for (const a of known) assert.equal(got.get(a), expect.get(a), `balance of ${a === faucet.address ? 'faucet' : a === validator.address ? 'validator' : 'recipient ' + a} [${ctx()}]`);
+    for (const r of recipients) assert.equal((await account(r)).nonce, 0n, 'recipients never send');
+    return f;
+  };
+
+  /** Poll the head while the load runs, recording every (height, hash) seen, for `ms`. */
+  const observe = async (ms: number) => {
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      const info = await rpc(port, 'getChainInfo');
+      seen.set(info.height, info.headHash);
+      maxSeenHeight = Math.max(maxSeenHeight, info.height);
+      if (info.height > 1 && rng.next() < 0.2) { // and now and then an older header
+        const hh = rng.int(1, info.height);
+        seen.set(hh, (await rpc(port, 'getBlockHeader', { height: hh })).hash);
+      }
+      await sleep(rng.int(10, 60));
+    }
+  };
+
+  await h.waitForHeight(node, 1);
+  load.start(port, 0n);
+
+  for (let round = 1; round <= ROUNDS; round++) {
+    // ---- run under load for a random while, then SIGKILL
+    await observe(rng.int(100, 1500));
+    assert.deepEqual(load.unexpected, [], `load generator errors before kill ${round} [${ctx()}]`);
+    load.killed = true;
+    const exit = await h.kill(node, 'SIGKILL');
+    assert.equal(exit.signal, 'SIGKILL', node.describe());
+    kills++;
+    await load.stopped(); // its in-flight request fails; acknowledgements that did arrive count
+    assert.deepEqual(load.unexpected, [], `load generator errors around kill ${round} [${ctx()}]`);
+    const ackedCount = BigInt(load.acked.size);
+    const maxAcked = load.maxAcked;
+
+    // ---- sometimes kill it again while it starts up (before its RPC answers)
+    if (rng.next() < 0.3) {
+      const early = await h.startNode({ ...node.opts, rpcPort: port, waitReady: false });
+      await sleep(rng.int(0, 250));
+      if (early.running) {
+        await h.kill(early, 'SIGKILL');
+        startupKills++;
+      }
+      node = early;
+    }
+
+    // ---- restart on the same datadir and check what survived
+    node = await h.restart(node);
+    const info = await rpc(port, 'getChainInfo');
+    assert.ok(info.height >= maxSeenHeight, `reopened at height ${info.height} < ${maxSeenHeight} observed before the kill [${ctx()}]\n${node.describe()}`);
+    for (const [hgt, hash] of seen) {
+      const hdr = await rpc(port, 'getBlockHeader', { height: hgt });
+      assert.equal(hdr.hash, hash, `block at height ${hgt} changed across the crash [${ctx()}]`);
+      hashChecks++;
+    }
+    const f = await account(faucet.address);
+    assert.ok(f.nonce + BigInt(f.pending) >= ackedCount,
+      `acknowledged transactions lost: faucet nonce ${f.nonce} + pending ${f.pending} < ${ackedCount} acknowledged [${ctx()}]\n${node.describe()}`);
+    assert.ok(f.nextNonce > maxAcked, `nextNonce ${f.nextNonce} ≤ highest acknowledged nonce ${maxAcked} [${ctx()}]`);
+    if (f.nextNonce > ackedCount) unackedButKept += Number(f.nextNonce - ackedCount); // in flight at the kill, yet persisted
+    // in-flight-but-persisted transactions are now "acknowledged" by the node's own account
+    for (let n = ackedCount; n < f.nextNonce; n++) if (!load.acked.has(n)) load.acked.set(n, load.signed.get(n)!.id);
+
+    await checkBooks();
+    load.start(port, f.nextNonce);
+  }
+
+  // ---- wind down: everything acknowledged ends up in blocks; a clean stop still exits 0
+  await load.stop();
+  assert.deepEqual(load.unexpected, [], `load generator errors [${ctx()}]`);
+  const f = await checkBooks();
+  const final = await rpc(port, 'getChainInfo');
+  const st = await h.stop(node);
+  assert.equal(st.code, 0, `clean stop after the crash rounds\n${node.describe()}`);
+
+  assert.ok(load.acked.size >= ROUNDS, `the load generator got only ${load.acked.size} transactions in`);
+  t.diagnostic(`kills ${kills} (${startupKills} during start-up), sends ${load.sends}, acknowledged ${load.acked.size}, ` +
+    `confirmed ${f.nonce}, in flight at a kill but kept ${unackedButKept}, throttled ${load.throttled}`);
+  t.diagnostic(`final height ${final.height}, block hashes re-checked ${hashChecks} (${seen.size} distinct heights)`);
+});

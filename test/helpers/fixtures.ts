@@ -1,0 +1,85 @@
+/** Shared test fixtures: deterministic keys, genesis, signed transfers, chains on memory-level, blocks. */
+import { encodeAddress } from '../../src/encoding/address.js';
+import { utf8 } from '../../src/encoding/bytes.js';
+import { sha256 } from '../../src/crypto/hash.js';
+import { getPublicKey } from '../../src/crypto/ed25519.js';
+import { genesisFromJson, DEFAULT_PARAMS, type Genesis, type GenesisParams } from '../../src/ledger/genesis.js';
+import { signTx, type Tx } from '../../src/ledger/tx.js';
+import { Chain } from '../../src/chain/chain.js';
+import { openMemory, type KV } from '../../src/storage/kv.js';
+import { ManualClock } from '../../src/util/clock.js';
+import { assembleBlock } from '../../src/node/producer.js';
+import type { Block } from '../../src/ledger/block.js';
+import type { KeyPair } from '../../src/node/keyfile.js';
+
+export const GENESIS_TIME = 1_700_000_000_000;
+export const SLOT_MS = 1000;
+
+/** Deterministic key pair number `i` of family `label`. */
+export function testKey(label: string, i = 0): KeyPair {
+  const secretKey = sha256(utf8(`meshledger-test:${label}:${i}`));
+  const publicKey = getPublicKey(secretKey);
+  return { secretKey, publicKey, address: encodeAddress(publicKey) };
+}
+
+export function testKeys(label: string, n: number): KeyPair[] {
+  return Array.from({ length: n }, (_, i) => testKey(label, i));
+}
+
+export function makeGenesis(o: {
+  validators: KeyPair[];
+  alloc?: [KeyPair, bigint][];
+  chainId?: string;
+  slotMs?: number;
+  params?: Partial<GenesisParams>;
+}): Genesis {
+  const p = { ...DEFAULT_PARAMS, ...o.params };
+  return genesisFromJson({
+    chainId: o.chainId ?? 'meshledger-test',
+    genesisTime: GENESIS_TIME,
+    slotMs: o.slotMs ?? SLOT_MS,
+    validators: o.validators.map((v) => v.address),
+    alloc: (o.alloc ?? []).map(([k, a]) => ({ address: k.address, amount: a.toString() })),
+    params: {
+      minFee: p.minFee.toString(), maxBlockTxs: p.maxBlockTxs, maxBlockBytes: p.maxBlockBytes, maxMemoBytes: p.maxMemoBytes,
+      maxClockDriftMs: p.maxClockDriftMs, decimals: p.decimals, symbol: p.symbol,
+    },
+  });
+}
+
+export function transfer(from: KeyPair, to: KeyPair | Uint8Array, amount: bigint, nonce: bigint, o: { fee?: bigint; chainId?: string; memo?: string } = {}): Tx {
+  return signTx({
+    chainId: o.chainId ?? 'meshledger-test', from: from.publicKey, to: to instanceof Uint8Array ? to : to.publicKey,
+    amount, fee: o.fee ?? 1n, nonce, memo: o.memo ?? '',
+  }, from.secretKey);
+}
+
+export interface TestChain {
+  chain: Chain;
+  db: KV;
+  clock: ManualClock;
+}
+
+/** A chain on memory-level whose clock sits far in the future (no block is "from the future"). */
+export async function openTestChain(genesis: Genesis, clock = new ManualClock(GENESIS_TIME + 1_000_000_000)): Promise<TestChain> {
+  const db = await openMemory();
+  const chain = await Chain.open({ db, genesis, clock });
+  return { chain, db, clock };
+}
+
+/** Build a valid block for `slot` on `chain`'s head (using the production assembler); txs that do not apply are skipped. */
+export function buildBlock(chain: Chain, validators: KeyPair[], slot: number, txs: Tx[] = []): Promise<Block> {
+  const v = validators[slot % validators.length]!;
+  return assembleBlock(chain, v.secretKey, v.publicKey, slot, txs);
+}
+
+/** Build and add `n` empty blocks at consecutive slots after the head's slot. */
+export async function extend(chain: Chain, validators: KeyPair[], n: number, txsFor: (i: number) => Tx[] = () => []): Promise<Block[]> {
+  const out: Block[] = [];
+  for (let i = 0; i < n; i++) {
+    const b = await buildBlock(chain, validators, chain.head.slot + 1, txsFor(i));
+    await chain.addBlock(b);
+    out.push(b);
+  }
+  return out;
+}

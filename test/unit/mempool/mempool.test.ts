@@ -1,0 +1,438 @@
+/**
+ * Mempool: admission rules, replacement, capacity and eviction, candidate order, head changes and
+ * reorgs, persistence across a restart.
+ */
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import fc from 'fast-check';
+import { Chain } from '../../../src/chain/chain.js';
+import { InlineVerifier } from '../../../src/crypto/ed25519.js';
+import { SigCache } from '../../../src/crypto/sigcache.js';
+import { Mempool, type AccountSource, type MempoolLimits, type RemovalReason } from '../../../src/mempool/mempool.js';
+import { RuleError } from '../../../src/ledger/rules.js';
+import type { Account, AccountKey } from '../../../src/ledger/state.js';
+import { decodeTx, type Tx } from '../../../src/ledger/tx.js';
+import { layout } from '../../../src/storage/layout.js';
+import { openLevel, openMemory, type BatchOp, type KV } from '../../../src/storage/kv.js';
+import { toHex } from '../../../src/encoding/bytes.js';
+import { ManualClock } from '../../../src/util/clock.js';
+import type { KeyPair } from '../../../src/node/keyfile.js';
+import { GENESIS_TIME, buildBlock, makeGenesis, openTestChain, testKeys, transfer } from '../../helpers/fixtures.js';
+
+const V = testKeys('mp-val', 3);
+const USERS = testKeys('mp-user', 6);
+const [alice, bob, carol, dave, erin] = USERS as [KeyPair, KeyPair, KeyPair, KeyPair, KeyPair];
+const MIN_FEE = 2n;
+const genesis = makeGenesis({
+  validators: V,
+  alloc: [[alice, 1_000_000n], [bob, 1_000_000n], [carol, 1_000_000n], [erin, 1_000_000n]],
+  params: { minFee: MIN_FEE },
+});
+const tx = (from: KeyPair, nonce: bigint, fee: bigint, o: { amount?: bigint; to?: KeyPair; memo?: string; chainId?: string } = {}): Tx =>
+  transfer(from, o.to ?? dave, o.amount ?? 10n, nonce, { fee, memo: o.memo ?? '', chainId: o.chainId ?? genesis.chainId });
+
+// ---- helpers -----------------------------------------------------------------------------------
+
+class FakeAccounts implements AccountSource {
+  readonly m = new Map<AccountKey, Account>();
+  set(k: KeyPair, balance: bigint, nonce = 0n): this { this.m.set(toHex(k.publicKey), { balance, nonce }); return this; }
+  async getAccounts(keys: AccountKey[]): Promise<Map<AccountKey, Account>> {
+    const out = new Map<AccountKey, Account>();
+    for (const k of keys) { const a = this.m.get(k); if (a) out.set(k, a); }
+    return out;
+  }
+}
+
+function rich(): FakeAccounts {
+  const f = new FakeAccounts();
+  for (const u of USERS) f.set(u, 1_000_000n);
+  return f;
+}
+
+async function makePool(o: { accounts?: AccountSource; limits?: Partial<MempoolLimits>; db?: KV } = {}) {
+  const db = o.db ?? await openMemory();
+  const mp = new Mempool({ db, genesis, accounts: o.accounts ?? rich(), verifier: new InlineVerifier(), sigCache: new SigCache(), limits: o.limits ?? {} });
+  const removed: { id: string; reason: RemovalReason }[] = [];
+  const accepted: string[] = [];
+  mp.on('tx:removed', (e) => removed.push({ id: e.tx.idHex, reason: e.reason }));
+  mp.on('tx:accepted', (t) => accepted.push(t.idHex));
+  return { mp, db, removed, accepted };
+}
+
+function isRule(rule: string): (e: unknown) => boolean {
+  return (e: unknown) => {
+    assert.ok(e instanceof RuleError, `expected RuleError, got ${String(e)}`);
+    assert.equal(e.rule, rule, e.message);
+    return true;
+  };
+}
+
+async function mKeys(db: KV): Promise<Set<string>> {
+  const out = new Set<string>();
+  for await (const [k] of db.iterator(layout.range(layout.prefix('m')))) out.add(toHex(k.subarray(1)));
+  return out;
+}
+
+const ids = (txs: readonly Tx[]): string[] => txs.map((t) => t.idHex);
+const sorted = (a: Iterable<string>): string[] => [...a].sort();
+
+// ---- admission ---------------------------------------------------------------------------------
+
+describe('admission', () => {
+  test('accepted → candidate, persisted; duplicate id → duplicate', async () => {
+    const { mp, db, accepted } = await makePool();
+    const t = tx(alice, 0n, 5n);
+    assert.deepEqual(await mp.add(t), { id: t.idHex, status: 'accepted' });
+    assert.equal(mp.size, 1);
+    assert.equal(mp.bytes, t.bytes.length);
+    assert.ok(mp.has(t.idHex));
+    assert.equal(mp.get(t.idHex), t);
+    assert.deepEqual(ids(mp.candidates(10, 1 << 20)), [t.idHex]);
+    assert.deepEqual(accepted, [t.idHex]);
+    assert.deepEqual(await mKeys(db), new Set([t.idHex]), 'persisted once add resolves');
+    assert.deepEqual(await mp.add(t), { id: t.idHex, status: 'duplicate' });
+    assert.equal(mp.size, 1);
+    assert.deepEqual(accepted, [t.idHex]);
+    // A fresh object with the same bytes is the same transaction.
+    assert.equal((await mp.add(decodeTx(t.bytes))).status, 'duplicate');
+  });
+
+  test('bad_signature: one flipped signature byte', async () => {
+    const { mp } = await makePool();
+    const t = tx(alice, 0n, 5n);
+    for (const at of [t.bytes.length - 1, t.bytes.length - 64]) {
+      const b = new Uint8Array(t.bytes);
+      b[at] = b[at]! ^ 0x80;
+      const forged = decodeTx(b);
+      await assert.rejects(mp.add(forged), isRule('bad_signature'));
+    }
+    assert.equal(mp.size, 0);
+    assert.equal((await mp.add(t)).status, 'accepted', 'the genuine one is fine (no negative caching)');
+  });
+
+  test('static rules: wrong_chain, fee_too_low, zero_amount', async () => {
+    const { mp } = await makePool();
+    await assert.rejects(mp.add(tx(alice, 0n, 5n, { chainId: 'other-net' })), isRule('wrong_chain'));
+    await assert.rejects(mp.add(tx(alice, 0n, MIN_FEE - 1n)), isRule('fee_too_low'));
+    await assert.rejects(mp.add(tx(alice, 0n, 0n)), isRule('fee_too_low'));
+    await assert.rejects(mp.add(tx(alice, 0n, 5n, { amount: 0n })), isRule('zero_amount'));
+    assert.equal(mp.size, 0);
+    assert.equal((await mp.add(tx(alice, 0n, MIN_FEE))).status, 'accepted');
+  });
+
+  test('nonce_too_low and too_many_pending (nonce ≥ account nonce + maxPerSender)', async () => {
+    const accounts = rich().set(alice, 1_000_000n, 3n);
+    const { mp } = await makePool({ accounts, limits: { maxPerSender: 4 } });
+    await assert.rejects(mp.add(tx(alice, 2n, 5n)), isRule('nonce_too_low'));
+    await assert.rejects(mp.add(tx(alice, 0n, 5n)), isRule('nonce_too_low'));
+    assert.equal((await mp.add(tx(alice, 6n, 5n))).status, 'accepted', 'account nonce + 3 is within the queue');
+    await assert.rejects(mp.add(tx(alice, 7n, 5n)), isRule('too_many_pending'));
+    await assert.rejects(mp.add(tx(alice, 100n, 5n)), isRule('too_many_pending'));
+    assert.equal((await mp.add(tx(alice, 3n, 5n))).status, 'accepted');
+    // A gap: only nonce 3 is a candidate.
+    assert.deepEqual(mp.candidates(10, 1 << 20).map((t) => t.nonce), [3n]);
+    assert.equal(mp.nextNonce(alice.publicKey, 3n), 4n);
+  });
+
+  test('insufficient_funds counts every pending transaction of the sender', async () => {
+    const accounts = new FakeAccounts().set(alice, 100n).set(bob, 100n);
+    const { mp } = await makePool({ accounts });
+    await mp.add(tx(alice, 0n, 2n, { amount: 50n }));
+    await mp.add(tx(alice, 1n, 2n, { amount: 40n })); // 94 committed
+    await assert.rejects(mp.add(tx(alice, 2n, 2n, { amount: 5n })), isRule('insufficient_funds')); // 101
+    assert.equal((await mp.add(tx(alice, 2n, 2n, { amount: 4n }))).status, 'accepted'); // exactly 100
+    await assert.rejects(mp.add(tx(alice, 3n, 2n, { amount: 1n })), isRule('insufficient_funds'));
+    // Other senders are not affected; an unknown (empty) sender cannot pay anything.
+    assert.equal((await mp.add(tx(bob, 0n, 2n, { amount: 98n }))).status, 'accepted');
+    await assert.rejects(mp.add(tx(dave, 0n, 2n, { amount: 1n })), isRule('insufficient_funds'));
+  });
+
+  test('replacement: underpriced below the bump, replaced at or above it', async () => {
+    const { mp, db, removed, accepted } = await makePool({ accounts: rich().set(bob, 200n), limits: { replaceBumpPercent: 10 } });
+    const a0 = tx(alice, 0n, 100n);
+    await mp.add(a0);
+    await assert.rejects(mp.add(tx(alice, 0n, 100n, { amount: 11n })), isRule('replacement_underpriced'));
+    await assert.rejects(mp.add(tx(alice, 0n, 109n)), isRule('replacement_underpriced'));
+    const a0b = tx(alice, 0n, 110n);
+    assert.deepEqual(await mp.add(a0b), { id: a0b.idHex, status: 'replaced' });
+    assert.equal(mp.has(a0.idHex), false);
+    assert.equal(mp.has(a0b.idHex), true);
+    assert.equal(mp.size, 1);
+    assert.equal(mp.bytes, a0b.bytes.length);
+    assert.deepEqual(removed, [{ id: a0.idHex, reason: 'replaced' }]);
+    assert.deepEqual(accepted, [a0.idHex, a0b.idHex]);
+    await mp.flush();
+    assert.deepEqual(await mKeys(db), new Set([a0b.idHex]), 'the replaced tx is deleted from disk');
+    assert.deepEqual(ids(mp.candidates(10, 1 << 20)), [a0b.idHex]);
+
+    // Small fees: the bump is at least 1 unit.
+    const c0 = tx(carol, 0n, 2n);
+    await mp.add(c0);
+    await assert.rejects(mp.add(tx(carol, 0n, 2n, { amount: 1n })), isRule('replacement_underpriced'));
+    assert.equal((await mp.add(tx(carol, 0n, 3n))).status, 'replaced');
+
+    // The replaced transaction's cost is released: bob can replace 150+5 by 180+20 with balance 200.
+    await mp.add(tx(bob, 0n, 5n, { amount: 150n }));
+    assert.equal((await mp.add(tx(bob, 0n, 20n, { amount: 180n }))).status, 'replaced');
+    await assert.rejects(mp.add(tx(bob, 0n, 30n, { amount: 180n })), isRule('insufficient_funds'));
+  });
+});
+
+// ---- capacity ------------------------------------------------------------------------------------
+
+describe('capacity', () => {
+  test('mempool_full: evicts the cheapest tail only when the newcomer pays strictly more', async () => {
+    const { mp, removed } = await makePool({ limits: { maxCount: 3 } });
+    const a = tx(alice, 0n, 5n);
+    const b = tx(bob, 0n, 2n);
+    const c = tx(carol, 0n, 3n);
+    for (const t of [a, b, c]) await mp.add(t);
+    const d = tx(erin, 0n, 4n);
+    assert.equal((await mp.add(d)).status, 'accepted');
+    assert.deepEqual(removed, [{ id: b.idHex, reason: 'evicted' }]);
+    assert.deepEqual(sorted(mp.ids()), sorted(ids([a, c, d])));
+    await assert.rejects(mp.add(tx(bob, 0n, 3n)), isRule('mempool_full')); // equal to the cheapest (c: 3)
+    await assert.rejects(mp.add(tx(bob, 0n, 2n)), isRule('mempool_full'));
+    assert.equal(mp.size, 3);
+    assert.deepEqual(sorted(mp.ids()), sorted(ids([a, c, d])));
+  });
+
+  test('eviction takes a tail (highest nonce of its sender), never opening a nonce gap', async () => {
+    const { mp, removed } = await makePool({ limits: { maxCount: 3 } });
+    const a0 = tx(alice, 0n, 2n); // cheapest overall, but not a tail
+    const a1 = tx(alice, 1n, 10n);
+    const b0 = tx(bob, 0n, 5n);
+    for (const t of [a0, a1, b0]) await mp.add(t);
+    await mp.add(tx(carol, 0n, 6n));
+    assert.deepEqual(removed.map((r) => r.id), [b0.idHex]);
+    assert.ok(mp.has(a0.idHex) && mp.has(a1.idHex));
+    // Next: tails are a1 (10) and c0 (6); fee 7 evicts c0, fee 6 does not.
+    await assert.rejects(mp.add(tx(erin, 0n, 6n)), isRule('mempool_full'));
+    // A sender never evicts its own transactions.
+    const { mp: mp2 } = await makePool({ limits: { maxCount: 2 } });
+    await mp2.add(tx(alice, 0n, 2n));
+    await mp2.add(tx(alice, 1n, 2n));
+    await assert.rejects(mp2.add(tx(alice, 2n, 1000n)), isRule('mempool_full'));
+  });
+
+  test('maxBytes bound', async () => {
+    const sample = tx(alice, 0n, 5n);
+    const L = sample.bytes.length;
+    const { mp, removed } = await makePool({ limits: { maxBytes: 3 * L + 10 } });
+    const txs = [tx(alice, 0n, 5n), tx(bob, 0n, 3n), tx(carol, 0n, 4n)];
+    for (const t of txs) { assert.equal(t.bytes.length, L); await mp.add(t); }
+    assert.equal(mp.bytes, 3 * L);
+    await assert.rejects(mp.add(tx(erin, 0n, 3n)), isRule('mempool_full'));
+    await mp.add(tx(erin, 0n, 9n));
+    assert.deepEqual(removed.map((r) => r.id), [txs[1]!.idHex]);
+    assert.ok(mp.bytes <= 3 * L + 10);
+    // A bigger transaction needs two evictions: it pays more than both cheapest tails.
+    const big = tx(dave, 0n, 8n, { memo: 'x'.repeat(L) });
+    const { mp: mp2 } = await makePool({ accounts: rich(), limits: { maxBytes: 3 * L + 10 } });
+    for (const t of txs) await mp2.add(t);
+    await mp2.add(big);
+    assert.ok(mp2.bytes <= 3 * L + 10, `${mp2.bytes} ≤ ${3 * L + 10}`);
+    assert.ok(mp2.has(big.idHex));
+    assert.ok(mp2.has(txs[0]!.idHex), 'the most expensive survives');
+    // Larger than the whole pool: refused.
+    const { mp: mp3 } = await makePool({ limits: { maxBytes: L + 10 } });
+    await assert.rejects(mp3.add(big), isRule('mempool_full'));
+    assert.equal(mp3.bytes, 0);
+  });
+});
+
+// ---- candidates ----------------------------------------------------------------------------------
+
+describe('candidates', () => {
+  test('fee order across senders, nonce order within a sender', async () => {
+    const { mp } = await makePool();
+    const a0 = tx(alice, 0n, 2n);
+    const a1 = tx(alice, 1n, 100n);
+    const b0 = tx(bob, 0n, 50n);
+    const c0 = tx(carol, 0n, 60n);
+    for (const t of [a1, b0, a0, c0]) await mp.add(t);
+    assert.deepEqual(ids(mp.candidates(10, 1 << 20)), ids([c0, b0, a0, a1]));
+    assert.deepEqual(ids(mp.candidates(2, 1 << 20)), ids([c0, b0]));
+    assert.deepEqual(ids(mp.candidates(10, 2 * a0.bytes.length)), ids([c0, b0]));
+  });
+
+  test('property: candidates are exactly the greedy best-ready order', async () => {
+    const senders = [alice, bob, carol, erin];
+    await fc.assert(fc.asyncProperty(
+      fc.array(fc.array(fc.integer({ min: 2, max: 40 }), { minLength: 0, maxLength: 4 }), { minLength: 4, maxLength: 4 }),
+      fc.integer({ min: 1, max: 20 }),
+      async (feesBySender, maxTxs) => {
+        const { mp } = await makePool();
+        const queues: Tx[][] = [];
+        for (let s = 0; s < senders.length; s++) {
+          const q = feesBySender[s]!.map((f, n) => tx(senders[s]!, BigInt(n), BigInt(f)));
+          queues.push(q);
+          for (const t of [...q].reverse()) await mp.add(t); // arrival order must not matter
+        }
+        const got = mp.candidates(maxTxs, 1 << 20);
+        // Model: repeatedly take the highest-fee head of any sender queue (ties: earlier arrival).
+        const heads = queues.map(() => 0);
+        const want: Tx[] = [];
+        const arrival = new Map<string, number>();
+        let seq = 0;
+        for (const q of queues) for (const t of [...q].reverse()) arrival.set(t.idHex, seq++);
+        while (want.length < maxTxs) {
+          let best = -1;
+          for (let s = 0; s < queues.length; s++) {
+            const t = queues[s]![heads[s]!];
+            if (!t) continue;
+            const cur = best === -1 ? undefined : queues[best]![heads[best]!]!;
+            if (!cur || t.fee > cur.fee || (t.fee === cur.fee && arrival.get(t.idHex)! < arrival.get(cur.idHex)!)) best = s;
+          }
+          if (best === -1) break;
+          want.push(queues[best]![heads[best]!]!);
+          heads[best]!++;
+        }
+        assert.deepEqual(ids(got), ids(want));
+      },
+    ), { numRuns: 30 });
+  });
+});
+
+// ---- head changes ----------------------------------------------------------------------------------
+
+async function chainPool() {
+  const tc = await openTestChain(genesis);
+  const pool = await makePool({ accounts: tc.chain, db: tc.db });
+  let work = Promise.resolve();
+  tc.chain.on('chain:head', (e) => { work = work.then(() => pool.mp.onHeadChange(e.connected, e.disconnected)); });
+  return { ...tc, ...pool, settled: () => work };
+}
+
+describe('onHeadChange', () => {
+  test('included transactions leave; stale and unaffordable ones leave too', async () => {
+    const { chain, mp, removed, settled } = await chainPool();
+    const a0 = tx(alice, 0n, 5n);
+    const a1 = tx(alice, 1n, 5n);
+    const b0 = tx(bob, 0n, 5n);
+    const c0 = tx(carol, 0n, 5n);
+    const c1 = tx(carol, 1n, 5n, { amount: 900_000n });
+    for (const t of [a0, a1, b0, c0, c1]) await mp.add(t);
+    // The block holds a0 and b0, plus a competing carol nonce 0 that spends most of her money.
+    const other = tx(carol, 0n, 3n, { amount: 200_000n, to: erin });
+    const blk = await buildBlock(chain, V, 1, [a0, b0, other]);
+    assert.equal(blk.txs.length, 3);
+    await chain.addBlock(blk);
+    await settled();
+    const reasons = new Map(removed.map((r) => [r.id, r.reason]));
+    assert.equal(reasons.get(a0.idHex), 'included');
+    assert.equal(reasons.get(b0.idHex), 'included');
+    assert.equal(reasons.get(c0.idHex), 'stale');
+    assert.equal(reasons.get(c1.idHex), 'unaffordable');
+    assert.deepEqual(mp.ids(), [a1.idHex]);
+    assert.deepEqual(ids(mp.candidates(10, 1 << 20)), [a1.idHex]);
+  });
+
+  test('after a reorg, abandoned txs return unless included on the new branch or now conflicting', async () => {
+    const { chain, mp, settled } = await chainPool();
+    const ta = tx(alice, 0n, 5n); // only on A → returns
+    const ta2 = tx(alice, 1n, 5n); // pending throughout
+    const tb = tx(bob, 0n, 5n); // on A and B → stays out
+    const te = tx(erin, 0n, 5n); // on A; B uses erin's nonce 0 differently → stays out
+    const teB = tx(erin, 0n, 7n, { amount: 99n });
+    for (const t of [ta, ta2, tb, te]) await mp.add(t);
+    const A1 = await buildBlock(chain, V, 1, [ta, tb, te]);
+    await chain.addBlock(A1);
+    await settled();
+    assert.deepEqual(mp.ids(), [ta2.idHex]);
+
+    const builder = await openTestChain(genesis);
+    const B1 = await buildBlock(builder.chain, V, 5, [tb, teB]);
+    await builder.chain.addBlock(B1);
+    const B2 = await buildBlock(builder.chain, V, 6);
+    await builder.chain.addBlock(B2);
+    let reorged = false;
+    chain.on('chain:reorg', () => { reorged = true; });
+    await chain.addBlock(B1);
+    await chain.addBlock(B2);
+    await settled();
+    assert.ok(reorged);
+    assert.equal(chain.head.hashHex, B2.header.hashHex);
+    assert.deepEqual(sorted(mp.ids()), sorted([ta.idHex, ta2.idHex]));
+    assert.equal(mp.has(te.idHex), false);
+    assert.equal(mp.has(tb.idHex), false);
+    assert.deepEqual(ids(mp.candidates(10, 1 << 20)), [ta.idHex, ta2.idHex]);
+    // What the mempool offers applies to the new head.
+    const next = await buildBlock(chain, V, 7, mp.candidates(10, 1 << 20));
+    assert.equal(next.txs.length, 2);
+  });
+});
+
+// ---- persistence -----------------------------------------------------------------------------------
+
+describe('persistence', () => {
+  const dirs: string[] = [];
+  after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
+
+  async function open(dir: string) {
+    const db = await openLevel(dir);
+    const chain = await Chain.open({ db, genesis, clock: new ManualClock(GENESIS_TIME + 1_000_000_000) });
+    const mp = new Mempool({ db, genesis, accounts: chain, verifier: new InlineVerifier(), sigCache: new SigCache() });
+    return { db, chain, mp, close: async () => { await mp.flush(); await chain.close(); await db.close(); } };
+  }
+
+  test('flush + reopen + load gives the same ids; a since-confirmed tx is dropped', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshledger-mempool-'));
+    dirs.push(dir);
+    const a0 = tx(alice, 0n, 5n);
+    const a1 = tx(alice, 1n, 6n);
+    const b0 = tx(bob, 0n, 7n);
+    const c5 = tx(carol, 5n, 7n); // future nonce: kept
+    let n = await open(dir);
+    for (const t of [a1, b0, a0, c5]) await n.mp.add(t);
+    // Replaced and evicted entries must not come back either.
+    const b0old = b0;
+    const b0new = tx(bob, 0n, 9n);
+    await n.mp.add(b0new);
+    await n.close();
+
+    n = await open(dir);
+    assert.deepEqual(await n.mp.load(), { loaded: 4, dropped: 0 });
+    assert.deepEqual(sorted(n.mp.ids()), sorted(ids([a0, a1, b0new, c5])));
+    assert.equal(n.mp.has(b0old.idHex), false);
+    assert.deepEqual(ids(n.mp.candidates(10, 1 << 20)), ids([b0new, a0, a1]));
+    // Confirm a0 on the chain but "crash" before the mempool hears of it.
+    await n.chain.addBlock(await buildBlock(n.chain, V, 1, [a0]));
+    await n.close();
+
+    n = await open(dir);
+    assert.deepEqual(await n.mp.load(), { loaded: 3, dropped: 1 });
+    assert.deepEqual(sorted(n.mp.ids()), sorted(ids([a1, b0new, c5])));
+    assert.deepEqual(await mKeys(n.db), new Set(ids([a1, b0new, c5])), 'the dropped tx is deleted from disk');
+    await n.close();
+  });
+
+  test('flush() waits for a group-commit batch that is already being written', async () => {
+    const inner = await openMemory();
+    let release!: () => void;
+    const gate = new Promise<void>((r) => { release = r; });
+    let started!: () => void;
+    const batchStarted = new Promise<void>((r) => { started = r; });
+    const slow: KV = {
+      get: (k) => inner.get(k), getMany: (k) => inner.getMany(k), put: (k, v) => inner.put(k, v), del: (k) => inner.del(k),
+      iterator: (o) => inner.iterator(o), close: () => inner.close(),
+      batch: async (ops: BatchOp[]) => { started(); await gate; return inner.batch(ops); },
+    };
+    const { mp } = await makePool({ db: slow });
+    const t = tx(alice, 0n, 5n);
+    const adding = mp.add(t);
+    await batchStarted; // the group commit has taken the ops and is writing them
+    let flushed = false;
+    const flushing = mp.flush().then(() => { flushed = true; });
+    for (let i = 0; i < 5; i++) await new Promise((r) => setImmediate(r));
+    const flushedEarly = flushed;
+    release();
+    await flushing;
+    await adding;
+    assert.equal(flushedEarly, false, 'flush() resolved while the batch was still being written');
+    assert.deepEqual(await mKeys(inner), new Set([t.idHex]));
+  });
+});
