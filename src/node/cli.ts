@@ -103,17 +103,18 @@ export const COMMANDS: Record<string, Command> = {
   node: {
     summary: 'run a node (a validator with --key, otherwise a follower)',
     usage: `meshledger node --datadir DIR --genesis FILE [--key KEYFILE] [--p2p HOST:PORT] [--rpc HOST:PORT]
-                [--bootnodes URL,…] [--log-level debug|info|warn|error] [--log-format json|pretty]
+                [--bootnodes URL,…] [--advertise URL] [--log-level debug|info|warn|error] [--log-format json|pretty]
 
   --datadir    where the LevelDB database lives (created if missing; refuses another network's genesis)
   --genesis    the network's genesis.json
   --key        validator key file: the node produces blocks in its slots
   --rpc        serve JSON-RPC 2.0 over HTTP on HOST:PORT (e.g. 127.0.0.1:8645)
   --p2p        listen for peers on HOST:PORT (ws://)
-  --bootnodes  comma-separated ws://HOST:PORT peers to dial at start`,
+  --bootnodes  comma-separated ws://HOST:PORT peers to dial at start
+  --advertise  the ws://HOST:PORT peers should use to reach this node (default: the --p2p address)`,
     options: {
       datadir: { type: 'string' }, genesis: { type: 'string' }, key: { type: 'string' }, p2p: { type: 'string' },
-      rpc: { type: 'string' }, bootnodes: { type: 'string' }, ...LOG_OPTS,
+      rpc: { type: 'string' }, bootnodes: { type: 'string' }, advertise: { type: 'string' }, ...LOG_OPTS,
     },
     async run(v) {
       const datadir = required(v, 'datadir');
@@ -121,10 +122,11 @@ export const COMMANDS: Record<string, Command> = {
       const rpc = v.rpc !== undefined ? hostPort(v.rpc as string, '--rpc') : undefined;
       const p2p = v.p2p !== undefined ? hostPort(v.p2p as string, '--p2p') : undefined;
       const bootnodes = v.bootnodes !== undefined ? (v.bootnodes as string).split(',').filter(Boolean).map(checkBootnode) : [];
+      const advertise = v.advertise !== undefined ? checkBootnode(v.advertise as string).replace(/\/$/, '') : undefined;
       const log = makeLogger(v);
       const genesis = await readGenesisFile(genesisPath);
       const key = v.key !== undefined ? await readKeyFile(v.key as string) : undefined;
-      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes }, { log });
+      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise }, { log });
       log.info('node started', {
         datadir, chainId: genesis.chainId, genesisHash: node.chain.genesisHash, height: node.chain.head.height,
         validator: key?.address ?? null, rpc: node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null,
@@ -270,8 +272,8 @@ export function hostPort(s: string, flag: string): HostPort {
 }
 
 function checkBootnode(u: string): string {
-  if (!/^wss?:\/\/[^/\s]+:\d{1,5}\/?$/.test(u)) throw new UsageError(`--bootnodes expects ws://HOST:PORT entries, got "${u}"`);
-  return u;
+  if (!/^ws:\/\/[^/\s]+:\d{1,5}\/?$/.test(u)) throw new UsageError(`expected ws://HOST:PORT, got "${u}"`);
+  return u.replace(/\/$/, '');
 }
 
 function makeLogger(v: Record<string, unknown>) {

@@ -36,6 +36,8 @@ export interface NodeConfig {
   rpc?: HostPort;
   p2p?: HostPort;
   bootnodes?: string[];
+  /** URL advertised to peers instead of ws://<p2p host>:<port> (NAT, proxies). */
+  advertise?: string;
   mempool?: Partial<MempoolLimits>;
   net?: Partial<NetLimits>;
 }
@@ -109,8 +111,12 @@ export class MeshNode {
         const nodeKey = await loadNodeKey(cfg.datadir);
         node.network = new Network({
           chain, mempool, db, clock, random: deps.random ?? systemRandom, log: log.child({ mod: 'p2p' }), nodeKey,
-          transport: deps.transport ?? new WsTransport({ maxPayload: Network.frameMax(cfg.genesis.params.maxBlockBytes), keepaliveMs: 10_000 }),
-          listen: cfg.p2p, bootnodes: cfg.bootnodes, limits: cfg.net,
+          transport: deps.transport ?? new WsTransport({
+            maxPayload: Network.frameMax(cfg.genesis.params.maxBlockBytes), keepaliveMs: 10_000,
+            // A node bound to one specific address also dials from it (multi-homed hosts, test partitions).
+            localAddress: cfg.p2p && !['0.0.0.0', '::', 'localhost'].includes(cfg.p2p.host) && /^[0-9.]+$/.test(cfg.p2p.host) ? cfg.p2p.host : undefined,
+          }),
+          listen: cfg.p2p, advertise: cfg.advertise, bootnodes: cfg.bootnodes, limits: cfg.net,
         });
         try {
           await node.network.start();

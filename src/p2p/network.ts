@@ -79,6 +79,8 @@ export interface NetworkOptions {
   log: Logger;
   nodeKey: { secretKey: Uint8Array; publicKey: Uint8Array };
   listen?: { host: string; port: number };
+  /** The URL peers should dial to reach us (default: ws://<listen host>:<port>). */
+  advertise?: string;
   bootnodes?: string[];
   limits?: Partial<NetLimits>;
 }
@@ -148,7 +150,7 @@ export class Network extends TypedEmitter<NetEvents> {
     if (this.#o.listen) {
       const a = await this.#o.transport.listen(this.#o.listen.host, this.#o.listen.port, (c) => this.#onInbound(c));
       const host = a.host.includes(':') ? `[${a.host}]` : a.host;
-      this.listenUrl = a.host === '0.0.0.0' || a.host === '::' ? '' : `ws://${host}:${a.port}`;
+      this.listenUrl = this.#o.advertise ?? (a.host === '0.0.0.0' || a.host === '::' ? '' : `ws://${host}:${a.port}`);
       this.#log.info('p2p listening', { address: `${a.host}:${a.port}`, nodeId: this.nodeIdHex });
     }
     const { chain, mempool } = this.#o;

@@ -43,6 +43,8 @@ export class Syncer {
   /** Heads we already tried and failed to reach, so a stale or lying status does not loop us. */
   readonly #futile = new Set<string>();
   blocksSynced = 0;
+  /** Blocks delivered per peer (node id prefix) in the current round: evidence of parallel download. */
+  #sources = new Map<string, number>();
 
   constructor(d: SyncDeps) {
     this.#d = d;
@@ -110,6 +112,7 @@ export class Syncer {
     });
     if (need.length === 0) return false;
     const target = Math.max(source.headHeight, res.forkHeight + res.hashes.length);
+    this.#sources = new Map();
     const started = this.#d.clock.now();
     const before = this.blocksSynced;
 
@@ -138,7 +141,10 @@ export class Syncer {
     }
     if (this.blocksSynced - before >= 16) {
       const secs = Math.max(0.001, (this.#d.clock.now() - started) / 1000);
-      log.info('sync round done', { height: chain.head.height, target, blocks: this.blocksSynced - before, blocksPerSec: Math.round((this.blocksSynced - before) / secs), peers: this.#d.readyPeers().length });
+      log.info('sync round done', {
+        height: chain.head.height, target, blocks: this.blocksSynced - before, blocksPerSec: Math.round((this.blocksSynced - before) / secs),
+        peers: this.#d.readyPeers().length, sources: Object.fromEntries(this.#sources),
+      });
     }
     return this.blocksSynced > before || chain.hasBlock(toHex(source.headHash));
   }
@@ -158,6 +164,7 @@ export class Syncer {
           if (!b) break;
           if (!wanted.has(b.header.hashHex)) { this.#d.penalize(peer, 'unrequested', 'block not asked for'); break; }
           got.set(b.header.hashHex, b);
+          this.#sources.set(peer.label, (this.#sources.get(peer.label) ?? 0) + 1);
         }
       } catch (e) {
         this.#d.log.debug('range fetch failed', { peer: peer.label, error: (e as Error).message });

@@ -103,6 +103,8 @@ export interface WsTransportOptions {
   maxPayload: number;
   /** Ping interval; a peer that misses a whole interval is terminated. */
   keepaliveMs: number;
+  /** Source address for outgoing connections (a node listening on one IP also dials from it). */
+  localAddress?: string;
 }
 
 export class WsTransport implements Transport {
@@ -154,7 +156,10 @@ export class WsTransport implements Transport {
 
   dial(url: string, timeoutMs: number): Promise<Conn> {
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { maxPayload: this.#o.maxPayload, perMessageDeflate: false, handshakeTimeout: timeoutMs });
+      const ws = new WebSocket(url, {
+        maxPayload: this.#o.maxPayload, perMessageDeflate: false, handshakeTimeout: timeoutMs,
+        ...(this.#o.localAddress ? { localAddress: this.#o.localAddress } : {}),
+      });
       const fail = (e: Error) => { ws.terminate(); reject(e); };
       ws.once('error', fail);
       // The Conn (and its listeners) must exist before 'open' returns control to ws.

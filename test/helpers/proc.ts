@@ -554,10 +554,10 @@ export class Harness {
     return { ...(await node.exited), forced: true, ms: Date.now() - t0 };
   }
 
-  /** Restart a stopped node with the same options (same datadir, ports, key); `patch` overrides some. */
+  /** Restart a stopped node with the same options (same datadir, ports, key), waiting until its RPC answers unless `patch` says otherwise. */
   async restart(node: NodeProc, patch: Partial<StartNodeOptions> = {}): Promise<NodeProc> {
     if (node.running) throw new Error(`${node.name} is still running`);
-    return this.startNode({ ...node.opts, rpcPort: node.rpcPort ?? null, name: node.name, ...patch });
+    return this.startNode({ ...node.opts, rpcPort: node.rpcPort ?? null, name: node.name, waitReady: undefined, ...patch });
   }
 
   /** Kill every process this harness started and remove its temp folders. Idempotent. */
