@@ -131,7 +131,7 @@ const blockSpec: fc.Arbitrary<BlockSpec> = fc.record({
   corrupt: fc.integer({ min: 0, max: 15 }).map((x) => x === 0), // 1/16
 });
 
-const MAX_BLOCKS = 26;
+const MAX_BLOCKS = 40;
 
 // ---- the property -------------------------------------------------------------------------------------
 
