@@ -151,7 +151,11 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes = 8 * 1024 * 1024): 
   try {
     value = unpackr.unpack(bytes);
   } catch (e) {
-    throw new EncodingError('malformed', `not valid MessagePack: ${(e as Error).message}`);
+    // Well-formed MessagePack outside the canonical set still names the canonical rule: extension types
+    // msgpackr does not know, and trailing bytes after a complete value. (Pinned by the canonical tests.)
+    const msg = (e as Error).message;
+    if (/extension|end of buffer not reached/i.test(msg)) throw new EncodingError('non_canonical', `not canonical: ${msg}`);
+    throw new EncodingError('malformed', `not valid MessagePack: ${msg}`);
   }
   let reencoded: Uint8Array;
   try {

@@ -15,16 +15,22 @@ import type { Genesis } from '../ledger/genesis.js';
 import { Mempool, type MempoolLimits } from '../mempool/mempool.js';
 import { RpcDispatcher, RpcHttpServer } from '../rpc/server.js';
 import { createHandlers } from '../rpc/methods.js';
+import { Subscriptions } from '../rpc/subscriptions.js';
+import { attachWebSocket } from '../rpc/ws.js';
+import { TokenBucket } from '../p2p/peer.js';
+import { LruMap } from '../util/lru.js';
+import { readFile, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
 import { openLevel, type KV } from '../storage/kv.js';
 import { systemClock, type Clock } from '../util/clock.js';
-import { loadSchema } from '../util/schemas.js';
+import { loadSchema, packageRoot } from '../util/schemas.js';
 import type { Logger } from '../util/log.js';
 import { newKeyPair, readKeyFile, writeKeyFile, type KeyPair } from './keyfile.js';
 import { Network, type NetLimits } from '../p2p/network.js';
 import { WsTransport } from '../p2p/transport.js';
 import type { Transport } from '../p2p/transport.js';
 import { systemRandom, type Random } from '../util/random.js';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { Producer } from './producer.js';
 
 export interface HostPort { host: string; port: number }
@@ -40,7 +46,24 @@ export interface NodeConfig {
   advertise?: string;
   mempool?: Partial<MempoolLimits>;
   net?: Partial<NetLimits>;
+  rpcLimits?: Partial<RpcLimits>;
 }
+
+/** JSON-RPC limits (all configurable; documented in README "JSON-RPC"). */
+export interface RpcLimits {
+  maxBodyBytes: number;
+  maxBatch: number;
+  maxSubscriptionsPerConnection: number;
+  /** Requests per second per client IP (a batch counts each entry), and the burst allowed. */
+  ratePerSec: number;
+  rateBurst: number;
+  /** Origin allowed by CORS; unset = CORS off. */
+  cors?: string;
+}
+
+export const DEFAULT_RPC_LIMITS: RpcLimits = {
+  maxBodyBytes: 1024 * 1024, maxBatch: 100, maxSubscriptionsPerConnection: 32, ratePerSec: 2000, rateBurst: 4000,
+};
 
 export interface NodeDeps {
   log: Logger;
@@ -66,14 +89,23 @@ export class MeshNode {
   readonly producer: Producer | undefined;
   network: Network | undefined;
   rpcAddress: HostPort | undefined;
+  /** Where the admin token lives (admin JSON-RPC methods need `Authorization: Bearer <token>`). */
+  adminTokenPath: string | undefined;
+  readonly startedAt: number;
+  readonly #clock: Clock;
+  readonly #validator: string | undefined;
+  #subs: Subscriptions | undefined;
   readonly #db: KV;
   readonly #log: Logger;
   #rpc: RpcHttpServer | undefined;
   #mempoolWork: Promise<void> = Promise.resolve();
   #stopping = false;
 
-  private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger) {
+  private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger, clock: Clock, validator: string | undefined) {
     this.#db = db;
+    this.#clock = clock;
+    this.startedAt = clock.now();
+    this.#validator = validator;
     this.chain = chain;
     this.mempool = mempool;
     this.producer = producer;
@@ -105,7 +137,7 @@ export class MeshNode {
           onBlock: (b) => node.network?.relayBlock(b),
         })
         : undefined;
-      node = new MeshNode(db, chain, mempool, producer, log);
+      node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address);
       node.#wire();
       if (cfg.p2p || cfg.bootnodes?.length) {
         const nodeKey = await loadNodeKey(cfg.datadir);
@@ -124,7 +156,7 @@ export class MeshNode {
           throw new StartupError(`cannot start P2P on ${cfg.p2p ? `${cfg.p2p.host}:${cfg.p2p.port}` : 'outbound only'}: ${(e as Error).message}`);
         }
       }
-      if (cfg.rpc) await node.#startRpc(cfg.rpc);
+      if (cfg.rpc) await node.#startRpc(cfg.rpc, { ...DEFAULT_RPC_LIMITS, ...cfg.rpcLimits }, cfg.datadir);
       producer?.start();
       return node;
     } catch (e) {
@@ -142,14 +174,32 @@ export class MeshNode {
     });
   }
 
-  async #startRpc(addr: HostPort): Promise<void> {
+  async #startRpc(addr: HostPort, limits: RpcLimits, datadir: string): Promise<void> {
     const rpcLog = this.#log.child({ mod: 'rpc' });
+    const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => rpcLog[level](msg, fields);
+    this.adminTokenPath = join(datadir, 'admin.token');
+    const adminToken = await loadAdminToken(this.adminTokenPath);
+    // Per-client (IP) token buckets, bounded in number so a horde of clients cannot grow memory.
+    const buckets = new LruMap<string, TokenBucket>(10_000);
+    const clock = this.#clock;
+    this.#subs = new Subscriptions(this.chain, this.mempool, rpcLog, limits.maxSubscriptionsPerConnection);
     const dispatcher = new RpcDispatcher({
       openrpc: loadSchema('openrpc.json'),
-      handlers: createHandlers({ chain: this.chain, mempool: this.mempool }),
-      log: (level, msg, fields) => rpcLog[level](msg, fields),
+      handlers: createHandlers({
+        chain: this.chain, mempool: this.mempool, network: this.network, subscriptions: this.#subs,
+        version: packageVersion(), validator: this.#validator, startedAt: this.startedAt, now: () => clock.now(),
+      }),
+      limits: { maxBatch: limits.maxBatch },
+      admit: (ctx, n) => {
+        const ip = ctx.remote.replace(/:\d+$/, '');
+        let b = buckets.get(ip);
+        if (!b) buckets.set(ip, (b = new TokenBucket(limits.ratePerSec, limits.rateBurst, clock.now())));
+        return b.take(n, clock.now());
+      },
+      log,
     });
-    this.#rpc = new RpcHttpServer(dispatcher, { log: (level, msg, fields) => rpcLog[level](msg, fields) });
+    this.#rpc = new RpcHttpServer(dispatcher, { log, maxBodyBytes: limits.maxBodyBytes, cors: limits.cors, adminToken });
+    attachWebSocket(this.#rpc, dispatcher, this.#subs, { maxMessageBytes: limits.maxBodyBytes, log });
     try {
       this.rpcAddress = await this.#rpc.listen(addr.host, addr.port);
     } catch (e) {
@@ -163,6 +213,7 @@ export class MeshNode {
     this.#stopping = true;
     this.producer?.stop();
     await this.network?.stop().catch(() => {});
+    this.#subs?.close();
     await this.#rpc?.close().catch(() => {});
     await this.#mempoolWork;
     await this.mempool.flush();
@@ -178,4 +229,25 @@ async function loadNodeKey(datadir: string): Promise<KeyPair> {
   const kp = newKeyPair();
   await writeKeyFile(path, kp);
   return kp;
+}
+
+/** The admin token: 32 random bytes as hex in <datadir>/admin.token (mode 0600), created on first start. */
+async function loadAdminToken(path: string): Promise<string> {
+  try {
+    const t = (await readFile(path, 'utf8')).trim();
+    if (/^[0-9a-f]{64}$/.test(t)) return t;
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+  }
+  const t = randomBytes(32).toString('hex');
+  await writeFile(path, t + '\n', { mode: 0o600 });
+  return t;
+}
+
+export function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(packageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return 'unknown';
+  }
 }

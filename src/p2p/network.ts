@@ -288,6 +288,14 @@ export class Network extends TypedEmitter<NetEvents> {
     return this.#bans.delete(nodeIdHex);
   }
 
+  /** Disconnect a connected peer (admin "remove peer"); false if it is not connected. */
+  disconnectPeer(nodeIdHex: string): boolean {
+    const p = this.#byId.get(nodeIdHex);
+    if (!p || p.closed) return false;
+    this.#disconnect(p, CLOSE.normal, 'disconnected by operator');
+    return true;
+  }
+
   /** Dial a specific address now (admin "add peer"). */
   connect(url: string): void {
     if (!URL_RE.test(url)) throw new Error(`not a ws://HOST:PORT address: ${url}`);

@@ -34,6 +34,7 @@ export const APP_ERRORS = {
   rate_limited: { code: -32004, message: 'Rate limited' },
   unauthorized: { code: -32005, message: 'Unauthorized' },
   not_ready: { code: -32006, message: 'Node not ready' },
+  subscription_error: { code: -32007, message: 'Subscription error' },
 } as const satisfies Record<string, { code: number; message: string }>;
 
 export type AppErrorName = keyof typeof APP_ERRORS;

@@ -1,49 +1,133 @@
 /**
  * JSON-RPC method handlers. Each handler only does the work: parameter shapes are validated beforehand by
  * validators compiled from schemas/openrpc.json, and results are checked against it in tests.
+ * The node's parts are reached through their public methods only (RpcNode).
  */
 import { decodeAddress, encodeAddress } from '../encoding/address.js';
-import { fromHex } from '../encoding/bytes.js';
-import { RuleError, isProvablyInvalid } from '../ledger/rules.js';
-import { decodeTx } from '../ledger/tx.js';
-import { headerToJson } from '../ledger/json.js';
+import { fromHex, readU64be, toHex } from '../encoding/bytes.js';
+import { headerToJson, txToJson } from '../ledger/json.js';
+import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
+import { decodeTx, type Tx } from '../ledger/tx.js';
+import { layout } from '../storage/layout.js';
 import type { Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
+import type { Network } from '../p2p/network.js';
+import { PROTOCOL_VERSION } from '../p2p/messages.js';
 import { RpcError } from './errors.js';
-import type { MethodHandler } from './server.js';
+import type { MethodHandler, RpcContext } from './server.js';
+import type { Subscriptions } from './subscriptions.js';
 
 export interface RpcNode {
   chain: Chain;
   mempool: Mempool;
+  network?: Network | undefined;
+  subscriptions?: Subscriptions;
+  version: string;
+  validator?: string | undefined;
+  startedAt: number;
+  now: () => number;
+}
+
+export type TxStatus =
+  | { id: string; status: 'pending'; transaction: ReturnType<typeof txToJson> }
+  | { id: string; status: 'confirmed'; blockHeight: number; blockHash: string; index: number; confirmations: number; transaction: ReturnType<typeof txToJson> }
+  | { id: string; status: 'unknown' };
+
+/** Status of a transaction id on this node: confirmed on the best chain, pending in the mempool, or unknown. */
+export async function transactionStatus(chain: Chain, mempool: Mempool, id: string): Promise<TxStatus> {
+  const loc = await chain.getTxLocation(id);
+  if (loc) {
+    const block = await chain.getBlock(loc.blockHash);
+    const tx = block?.txs[loc.index];
+    if (tx) {
+      return { id, status: 'confirmed', blockHeight: loc.height, blockHash: loc.blockHash, index: loc.index, confirmations: chain.head.height - loc.height + 1, transaction: txToJson(tx) };
+    }
+  }
+  const p = mempool.get(id);
+  if (p) return { id, status: 'pending', transaction: txToJson(p) };
+  return { id, status: 'unknown' };
 }
 
 export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
   const { chain, mempool } = node;
+  const g = chain.genesis;
+
+  const blockBy = async (p: Record<string, unknown>) => {
+    const hasHeight = p.height !== undefined;
+    if (hasHeight === (p.hash !== undefined)) throw RpcError.invalidParams('give exactly one of "height" or "hash"', { param: 'height' });
+    const block = hasHeight ? await chain.getBlockAt(p.height as number) : await chain.getBlock(p.hash as string);
+    if (!block) throw RpcError.app('unknown_block', { data: hasHeight ? { height: p.height } : { hash: p.hash } });
+    return block;
+  };
+
+  const sub = (ctx: RpcContext) => {
+    if (!node.subscriptions || ctx.transport !== 'ws' || !ctx.session) {
+      throw RpcError.app('subscription_error', { message: 'Subscriptions need a WebSocket connection to this port', rule: 'websocket_required' });
+    }
+    return node.subscriptions;
+  };
+
+  const net = () => {
+    if (!node.network) throw RpcError.app('not_ready', { message: 'P2P is not running on this node (start it with --p2p or --bootnodes)', rule: 'p2p_disabled' });
+    return node.network;
+  };
+
   return {
+    getHealth: () => {
+      const peers = node.network?.readyPeers().length ?? 0;
+      const syncing = node.network?.sync.running ?? false;
+      const headAgeMs = Math.max(0, node.now() - (g.genesisTime + chain.head.slot * g.slotMs));
+      const status = syncing ? 'syncing' : node.network && peers === 0 ? 'no_peers' : 'ok';
+      return { status, height: chain.head.height, peers, syncing, headAgeMs };
+    },
+
+    getVersion: () => ({ version: node.version, protocolVersion: PROTOCOL_VERSION, runtime: `node ${process.versions.node}` }),
+
+    getNodeInfo: () => ({
+      nodeId: node.network?.nodeIdHex ?? null,
+      listen: node.network?.listenUrl || null,
+      chainId: g.chainId,
+      genesisHash: chain.genesisHash,
+      validator: node.validator ?? null,
+      height: chain.head.height,
+      headHash: chain.head.hashHex,
+      peers: node.network?.readyPeers().length ?? 0,
+      mempoolSize: mempool.size,
+      uptimeMs: Math.max(0, node.now() - node.startedAt),
+    }),
+
     getChainInfo: () => ({
-      chainId: chain.genesis.chainId,
+      chainId: g.chainId,
       genesisHash: chain.genesisHash,
       height: chain.head.height,
       headHash: chain.head.hashHex,
       headSlot: chain.head.slot,
-      validators: chain.genesis.validators.map(encodeAddress),
+      validators: g.validators.map(encodeAddress),
+      genesisTime: g.genesisTime,
+      slotMs: g.slotMs,
+      minFee: g.params.minFee.toString(),
+      decimals: g.params.decimals,
+      symbol: g.params.symbol,
+      totalSupply: g.totalSupply.toString(),
     }),
 
     getBlockHeader: async (p) => {
-      const hasHeight = p.height !== undefined;
-      const hasHash = p.hash !== undefined;
-      if (hasHeight === hasHash) throw RpcError.invalidParams('give exactly one of "height" or "hash"');
-      const block = hasHeight ? await chain.getBlockAt(p.height as number) : await chain.getBlock(p.hash as string);
-      if (!block) throw RpcError.app('unknown_block', { data: hasHeight ? { height: p.height } : { hash: p.hash } });
+      const block = await blockBy(p);
       return headerToJson(block.header, block.txs.length);
     },
 
+    getBlock: async (p) => {
+      const block = await blockBy(p);
+      const full = p.transactions === true;
+      return { ...headerToJson(block.header, block.txs.length), transactions: block.txs.map((t) => (full ? txToJson(t) : t.idHex)) };
+    },
+
+    getTransaction: (p) => transactionStatus(chain, mempool, p.id as string),
+
     sendTransaction: async (p) => {
-      let tx;
       try {
-        tx = decodeTx(parseTxBytes(p.tx as string));
-        const res = await mempool.add(tx);
-        return res.id;
+        const tx = decodeTx(parseTxBytes(p.tx as string));
+        return (await mempool.add(tx)).id;
       } catch (e) {
         if (e instanceof RuleError) throw ruleToRpc(e);
         throw e;
@@ -59,11 +143,76 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
         nextNonce: mempool.nextNonce(pk, a.nonce).toString(), pending: mempool.pendingOf(pk).length,
       };
     },
+
+    getBalance: async (p) => {
+      const address = p.address as string;
+      return { address, balance: (await chain.getAccount(decodeAddress(address))).balance.toString() };
+    },
+
+    getAccountTransactions: async (p) => {
+      const address = p.address as string;
+      const pk = decodeAddress(address);
+      const limit = (p.limit as number | undefined) ?? 20;
+      const direction = (p.direction as 'sent' | 'received' | 'both' | undefined) ?? 'both';
+      const prefix = layout.historyPrefix(pk);
+      const range = layout.range(prefix);
+      // Cursor: the history key (hex, without prefix and key) of the last entry returned; newest first.
+      const lt = p.cursor !== undefined ? cursorKey(prefix, p.cursor as string) : range.lt;
+      const out: unknown[] = [];
+      let last: Uint8Array | undefined;
+      let more = false;
+      for await (const [k, v] of chain.db.iterator({ gte: range.gte, lt, reverse: true })) {
+        const dir = k[k.length - 1] === 0 ? 'sent' : 'received';
+        if (direction !== 'both' && dir !== direction) { last = k; continue; }
+        if (out.length === limit) { more = true; break; }
+        const height = Number(readU64be(k, 1 + 32));
+        const index = new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(1 + 32 + 8);
+        const block = await chain.getBlockAt(height);
+        const tx = block?.txs[index];
+        if (tx && tx.idHex === toHex(v)) out.push({ id: tx.idHex, height, index, direction: dir, blockHash: block!.header.hashHex, transaction: txToJson(tx) });
+        last = k;
+      }
+      return { address, transactions: out, next: more && last ? toHex(last.subarray(prefix.length)) : null };
+    },
+
+    getMempoolInfo: () => ({
+      size: mempool.size, bytes: mempool.bytes, senders: mempool.senderCount(),
+      maxCount: mempool.limits.maxCount, maxBytes: mempool.limits.maxBytes, maxPerSender: mempool.limits.maxPerSender,
+      replaceBumpPercent: mempool.limits.replaceBumpPercent, minFee: g.params.minFee.toString(),
+    }),
+
+    getPeers: () => (node.network?.peerInfo() ?? []),
+
+    getEquivocations: async () => {
+      const out: unknown[] = [];
+      for await (const [k, v] of chain.db.iterator({ ...layout.range(layout.prefix('q')), limit: 1000 })) {
+        const slot = Number(readU64be(k, 1));
+        out.push({ slot, proposer: encodeAddress(k.subarray(9, 41)), blockHash: toHex(k.subarray(41, 73)), header: toHex(v) });
+      }
+      return out;
+    },
+
+    subscribe: (p, ctx) => sub(ctx).subscribe(ctx.session!, p.topic as string, p as Record<string, unknown>),
+    unsubscribe: (p, ctx) => sub(ctx).unsubscribe(ctx.session!, p.subscription as string),
+
+    adminAddPeer: (p) => { net().connect(p.url as string); return true; },
+    adminRemovePeer: (p) => net().disconnectPeer(p.nodeId as string),
+    adminBanPeer: (p) => { net().ban(p.nodeId as string, (p.reason as string | undefined) ?? 'banned by operator', ((p.minutes as number | undefined) ?? 60) * 60_000); return true; },
+    adminUnbanPeer: (p) => net().unban(p.nodeId as string),
+    adminListBans: () => net().bans().map((b) => ({ nodeId: b.nodeId, until: b.until, reason: b.reason })),
   };
 }
 
-/** Hex (optionally 0x-prefixed) or base64; the schema already restricted the alphabet. */
-function parseTxBytes(s: string): Uint8Array {
+function cursorKey(prefix: Uint8Array, cursor: string): Uint8Array {
+  if (!/^[0-9a-f]{26}$/.test(cursor)) throw RpcError.invalidParams('"cursor" is not a cursor returned by this method', { param: 'cursor' });
+  const k = new Uint8Array(prefix.length + 13);
+  k.set(prefix);
+  k.set(fromHex(cursor), prefix.length);
+  return k;
+}
+
+/** Hex (optionally 0x-prefixed; tried first) or canonical base64; the schema already restricted the alphabet. */
+export function parseTxBytes(s: string): Uint8Array {
   const hex = s.startsWith('0x') ? s.slice(2) : s;
   if (/^([0-9a-fA-F]{2})+$/.test(hex)) return fromHex(hex.toLowerCase());
   const b = Buffer.from(s, 'base64');
@@ -72,7 +221,9 @@ function parseTxBytes(s: string): Uint8Array {
 }
 
 /** Consensus-rule failures are invalid_transaction; stateful or policy refusals are mempool_rejected. */
-function ruleToRpc(e: RuleError): RpcError {
+export function ruleToRpc(e: RuleError): RpcError {
   const name = isProvablyInvalid(e.rule) ? 'invalid_transaction' : 'mempool_rejected';
   return RpcError.app(name, { message: e.message, rule: e.rule });
 }
+
+export type { Tx };

@@ -23,6 +23,7 @@
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { timingSafeEqual } from 'node:crypto';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { RpcError, type RpcErrorObject } from './errors.js';
 
@@ -31,6 +32,10 @@ export type RpcTransport = 'http' | 'ws';
 export interface RpcContext {
   transport: RpcTransport;
   remote: string;
+  /** True when the caller presented the node's admin token: admin methods exist only for such callers. */
+  admin?: boolean;
+  /** Per-connection state of a WebSocket client (subscriptions); absent over HTTP. */
+  session?: unknown;
 }
 
 export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
@@ -48,6 +53,11 @@ export interface RpcDispatcherOptions {
   validateResults?: boolean;
   limits?: { maxBatch?: number };
   log?: RpcLog;
+  /**
+   * Per-client rate limit: called with the number of requests in a message (a batch counts each entry);
+   * returning false answers the whole message with -32004 rate_limited.
+   */
+  admit?: (ctx: RpcContext, requests: number) => boolean;
 }
 
 export const DEFAULT_MAX_BATCH = 100;
@@ -281,6 +291,10 @@ export class RpcDispatcher {
   private readonly methods = new Map<string, CompiledMethod>();
   private readonly doc: Record<string, unknown>;
   private readonly docText: string;
+  /** The document without admin methods: what unauthenticated callers can discover. */
+  private readonly publicDocText: string;
+  private readonly adminMethods = new Set<string>();
+  private readonly admit: RpcDispatcherOptions['admit'];
   private readonly log: RpcLog;
   readonly maxBatch: number;
   readonly validateResults: boolean;
@@ -289,6 +303,11 @@ export class RpcDispatcher {
     if (!isObject(opts.openrpc)) throw new Error('openrpc document must be an object');
     this.doc = opts.openrpc;
     this.docText = JSON.stringify(this.doc);
+    for (const m of Array.isArray(this.doc.methods) ? this.doc.methods : []) {
+      if (isObject(m) && m['x-admin'] === true && typeof m.name === 'string') this.adminMethods.add(m.name);
+    }
+    this.publicDocText = JSON.stringify({ ...this.doc, methods: (this.doc.methods as { name: string }[]).filter((m) => !this.adminMethods.has(m.name)) });
+    this.admit = opts.admit;
     this.log = opts.log ?? noLog;
     this.validateResults = opts.validateResults ?? false;
     this.maxBatch = opts.limits?.maxBatch ?? DEFAULT_MAX_BATCH;
@@ -405,6 +424,9 @@ export class RpcDispatcher {
       } catch (e) {
         return errorResponse(NULL_ID, RpcError.parseError(errorMessageOf(e)).toErrorObject());
       }
+      if (this.admit && !this.admit(ctx, Array.isArray(parsed) ? Math.max(1, parsed.length) : 1)) {
+        return errorResponse(NULL_ID, RpcError.app('rate_limited', { message: 'Rate limited: too many requests from this client; slow down' }).toErrorObject());
+      }
       if (Array.isArray(parsed)) {
         if (parsed.length === 0) return errorResponse(NULL_ID, RpcError.invalidRequest('empty batch', 'empty_batch').toErrorObject());
         if (parsed.length > this.maxBatch) {
@@ -465,7 +487,7 @@ export class RpcDispatcher {
       return notification ? undefined : errorResponse(idText, err);
     }
     if (notification) return undefined;
-    if (result === DISCOVER_RESULT) return `{"jsonrpc":"2.0","result":${this.docText},"id":${idText}}`;
+    if (result === DISCOVER_RESULT) return `{"jsonrpc":"2.0","result":${ctx.admin ? this.docText : this.publicDocText},"id":${idText}}`;
     let resultText: string | undefined;
     try {
       resultText = JSON.stringify(result === undefined ? null : result);
@@ -486,7 +508,8 @@ export class RpcDispatcher {
       return DISCOVER_RESULT;
     }
     const m = this.methods.get(method);
-    if (!m) throw RpcError.methodNotFound(method);
+    // Admin methods do not exist for callers without the admin token (not even as "unauthorized").
+    if (!m || (this.adminMethods.has(method) && !ctx.admin)) throw RpcError.methodNotFound(method);
     const bound = this.bindParams(m, params);
     const result = await m.handler(bound, ctx);
     if (m.validateResult && !m.validateResult(result === undefined ? null : result)) {
@@ -545,6 +568,8 @@ export interface RpcHttpServerOptions {
   log?: RpcLog;
   /** When set, CORS headers allowing this origin are sent (and OPTIONS preflights answered). Off by default. */
   cors?: string;
+  /** Requests carrying `Authorization: Bearer <adminToken>` may call admin methods. */
+  adminToken?: string;
 }
 
 const JSON_MEDIA_TYPES = new Set(['application/json', 'application/json-rpc', 'application/jsonrequest']);
@@ -572,6 +597,7 @@ export class RpcHttpServer {
   private readonly log: RpcLog;
   readonly maxBodyBytes: number;
   private readonly cors: string | undefined;
+  private readonly adminToken: string | undefined;
   private readonly decoder = new TextDecoder('utf-8', { fatal: true });
 
   constructor(
@@ -582,6 +608,7 @@ export class RpcHttpServer {
     if (!Number.isSafeInteger(this.maxBodyBytes) || this.maxBodyBytes < 1) throw new Error(`maxBodyBytes must be a positive integer, got ${this.maxBodyBytes}`);
     this.log = opts.log ?? noLog;
     this.cors = opts.cors;
+    this.adminToken = opts.adminToken;
     this.srv = http.createServer((req, res) => this.onRequest(req, res));
     this.addRoute('POST', '/', (req, res) => this.serveRpc(req, res));
     this.addRoute('GET', '/health', (_req, res) => send(res, 200, '{"ok":true}'));
@@ -695,6 +722,15 @@ export class RpcHttpServer {
     send(res, status, errorResponse(NULL_ID, err.toErrorObject()), close ? { Connection: 'close' } : {});
   }
 
+  /** Constant-time check of `Authorization: Bearer <token>`. */
+  isAdmin(req: http.IncomingMessage): boolean {
+    if (!this.adminToken) return false;
+    const h = req.headers.authorization ?? '';
+    const given = Buffer.from(h.startsWith('Bearer ') ? h.slice(7).trim() : '');
+    const want = Buffer.from(this.adminToken);
+    return given.length === want.length && timingSafeEqual(given, want);
+  }
+
   private async serveRpc(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!JSON_MEDIA_TYPES.has(ct)) {
@@ -746,7 +782,7 @@ export class RpcHttpServer {
       return;
     }
     const remote = `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`;
-    const out = await this.dispatcher.handle(text, { transport: 'http', remote });
+    const out = await this.dispatcher.handle(text, { transport: 'http', remote, admin: this.isAdmin(req) });
     if (res.destroyed) return;
     if (out === undefined) send(res, 204, undefined);
     else send(res, 200, out);

@@ -2,15 +2,16 @@
  * The CLI contract, end to end: real `meshledger` processes, real files, real HTTP on 127.0.0.1.
  *
  *   exit codes   0 success · 1 the command failed · 2 usage error
- *   keygen       key file mode 0600, prints a valid ml1… address, never overwrites
- *   genesis      validates --alloc addresses (bech32m checksum), never overwrites
+ *   keygen       key file mode 0600, prints a valid ml1… address, never destroys an existing key file
+ *   genesis      validates --alloc addresses (bech32m checksum), never destroys an existing genesis file
+ *                (since 6801ce1 an existing --out file is moved to FILE.<time>.bak instead of exit 1)
  *   node         refuses a missing genesis, another network's datadir, a datadir in use; a validator
  *                produces blocks, a follower (no P2P yet) stays at genesis; JSON-RPC transaction flow and
  *                error codes; SIGTERM exits 0 and a restart resumes the same chain.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { decodeAddress } from '../../src/encoding/address.js';
 import { toHex } from '../../src/encoding/bytes.js';
@@ -22,6 +23,12 @@ import {
 const COMMANDS = ['keygen', 'genesis', 'node', 'devnet'] as const;
 const HEX64 = /^[0-9a-f]{64}$/;
 const SUPPLY = 10n ** 15n;
+
+/** The FILE.<time>.bak copies of `file` in its folder. */
+function backupsOf(file: string): string[] {
+  const base = path.basename(file);
+  return readdirSync(path.dirname(file)).filter((n) => n.startsWith(base + '.') && n.endsWith('.bak')).map((n) => path.join(path.dirname(file), n));
+}
 
 /** Change one character of an address's data part to another bech32 character (checksum must then fail). */
 function typo(address: string, at = 12): string {
@@ -116,7 +123,7 @@ describe('usage and exit codes', () => {
 // ================================================================================================ keygen, genesis
 
 describe('keygen', () => {
-  test('writes a 0600 key file, prints its valid ml1… address, and refuses to overwrite', async (t) => {
+  test('writes a 0600 key file, prints its valid ml1… address; never destroys an existing key', async (t) => {
     const h = new Harness(t);
     const file = path.join(await h.dir(), 'k.json');
     const r = await runCli(['keygen', '--out', file]);
@@ -133,10 +140,26 @@ describe('keygen', () => {
     assert.equal(j.publicKey, toHex(pk));
     assert.match(j.secretKey, HEX64);
 
+    // Contract since 6801ce1: the old key is kept as FILE.<time>.bak (0600, byte-identical), a note goes to stderr.
     const again = await runCli(['keygen', '--out', file]);
-    assert.equal(again.code, 1, describeCli(again));
-    assert.match(again.stderr, /already exists/);
-    assert.equal(readFileSync(file, 'utf8'), body, 'the existing key is untouched');
+    assert.equal(again.code, 0, describeCli(again));
+    const backups = backupsOf(file);
+    assert.equal(backups.length, 1, `one backup of the old key: ${backups.join(', ')}`);
+    assert.equal(readFileSync(backups[0]!, 'utf8'), body, 'the old key survives byte for byte');
+    assert.equal(statSync(backups[0]!).mode & 0o777, 0o600, 'the backup is still 0600');
+    assert.ok(again.stderr.includes(backups[0]!), `stderr names the backup: ${again.stderr}`);
+    assert.equal(again.stdout.trim(), JSON.parse(readFileSync(file, 'utf8')).address, 'prints the NEW address');
+    assert.notEqual(again.stdout.trim(), address);
+    assert.equal(statSync(file).mode & 0o777, 0o600, 'the new key is 0600');
+  });
+
+  test('keygen into a missing folder exits 1 and writes nothing', async (t) => {
+    const h = new Harness(t);
+    const file = path.join(await h.dir(), 'no-such-dir', 'k.json');
+    const r = await runCli(['keygen', '--out', file]);
+    assert.equal(r.code, 1, describeCli(r));
+    assert.match(r.stderr, /cannot write/);
+    assert.equal(r.stdout, '', 'no address printed for a key that was not written');
   });
 
   test('--json prints address, publicKey and file', async (t) => {
@@ -158,7 +181,7 @@ describe('keygen', () => {
 });
 
 describe('genesis', () => {
-  test('writes a genesis file; refuses to overwrite it (exit 1)', async (t) => {
+  test('writes a genesis file; never destroys an existing one', async (t) => {
     const h = new Harness(t);
     const [v, f] = await Promise.all([h.keygen('v'), h.keygen('f')]);
     const out = path.join(await h.dir(), 'genesis.json');
@@ -178,10 +201,19 @@ describe('genesis', () => {
     assert.equal(r2.code, 0, describeCli(r2));
     assert.deepEqual(JSON.parse(readFileSync(out2, 'utf8')), j, 'key file and address give the same genesis');
 
-    const again = await runCli(['genesis', '--validators', v.file, '--out', out]);
-    assert.equal(again.code, 1, describeCli(again));
-    assert.match(again.stderr, /already exists/);
-    assert.equal(readFileSync(out, 'utf8'), body, 'the existing genesis is untouched');
+    // A usage error leaves an existing file alone (no backup either) ...
+    const bad = await runCli(['genesis', '--validators', v.file, '--alloc', `${typo(f.address)}=1`, '--out', out]);
+    assert.equal(bad.code, 2, describeCli(bad));
+    assert.equal(readFileSync(out, 'utf8'), body);
+    assert.deepEqual(backupsOf(out), []);
+    // ... and since 6801ce1 a successful run keeps the old file as FILE.<time>.bak.
+    const again = await runCli(['genesis', '--validators', v.file, '--chain-id', 'cli-test-2', '--out', out]);
+    assert.equal(again.code, 0, describeCli(again));
+    const backups = backupsOf(out);
+    assert.equal(backups.length, 1, backups.join(', '));
+    assert.equal(readFileSync(backups[0]!, 'utf8'), body, 'the old genesis survives byte for byte');
+    assert.ok(again.stderr.includes(backups[0]!), `stderr names the backup: ${again.stderr}`);
+    assert.equal(JSON.parse(readFileSync(out, 'utf8')).chainId, 'cli-test-2');
   });
 
   test('--alloc with a bad address checksum (one character changed) exits 2 with a clear message', async (t) => {
@@ -303,7 +335,7 @@ describe('a validator node with --rpc', () => {
     assert.equal(both.code, -32602);
   });
 
-  test('a follower (no --key) starts on the same genesis and stays at height 0 (no P2P yet)', async () => {
+  test('a follower (no --key, no peers) starts on the same genesis and stays at height 0', async () => {
     const f = await h.startNode({ genesis: g.file, name: 'follower' });
     const vi = await node.rpc('getChainInfo');
     const fi = await f.rpc('getChainInfo');
@@ -406,11 +438,15 @@ describe('a validator node with --rpc', () => {
   });
 
   test('garbage hex is -32002 with data.rule malformed; a non-hex non-base64 string is -32602', async () => {
-    for (const garbage of ['deadbeef', '00', 'c0', '99' + '00'.repeat(20)]) {
+    for (const garbage of ['deadbeef', '00', 'c0', 'ffff', '99' + '00'.repeat(8)]) {
       const e = await rpcError(node.rpcPort!, 'sendTransaction', { tx: garbage });
       assert.equal(e.code, -32002, `${garbage}: ${JSON.stringify(e)}`);
       assert.equal(e.data?.rule, 'malformed', garbage);
     }
+    // 9 fields followed by trailing bytes: still refused as invalid (the encoding rule may name either)
+    const trailing = await rpcError(node.rpcPort!, 'sendTransaction', { tx: '99' + '00'.repeat(20) });
+    assert.equal(trailing.code, -32002, JSON.stringify(trailing));
+    assert.ok(['malformed', 'non_canonical'].includes(trailing.data?.rule), JSON.stringify(trailing));
     const e = await rpcError(node.rpcPort!, 'sendTransaction', { tx: 'not hex!' });
     assert.equal(e.code, -32602, JSON.stringify(e));
   });

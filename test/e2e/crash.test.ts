@@ -12,6 +12,10 @@
  *
  * Some rounds kill the node again while it is starting up (chain open, mempool reload) before it answers.
  *
+ * A second, in-process test pins the property the crash test relies on at the one place a kill cannot be
+ * timed precisely: when Mempool.add (what sendTransaction answers from) resolves, the transaction is in the
+ * store, also when the same transaction was submitted twice and the second call is the "duplicate".
+ *
  *   CRASH_ROUNDS=N   number of kills (default 8)
  *   CRASH_SEED=S     reproduce a run (the seed is printed as a diagnostic)
  */
@@ -19,7 +23,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { encodeAddress } from '../../src/encoding/address.js';
-import { getPublicKey } from '../../src/crypto/ed25519.js';
+import { getPublicKey, InlineVerifier } from '../../src/crypto/ed25519.js';
+import { SigCache } from '../../src/crypto/sigcache.js';
+import { DEFAULT_PARAMS, genesisFromJson } from '../../src/ledger/genesis.js';
+import { signTx } from '../../src/ledger/tx.js';
+import { Mempool } from '../../src/mempool/mempool.js';
+import { openMemory, type BatchOp, type KV } from '../../src/storage/kv.js';
+import { layout } from '../../src/storage/layout.js';
 import {
   Harness, RpcCallError, isTransportError, rpc, scaled, seededRandom, signTransfer,
   type KeyInfo, type NodeProc,
@@ -179,49 +189,55 @@ test(`validator survives ${ROUNDS} SIGKILLs under load with no acknowledged tran
   await h.waitForHeight(node, 1);
   load.start(port, 0n);
 
-  for (let round = 1; round <= ROUNDS; round++) {
-    // ---- run under load for a random while, then SIGKILL
-    await observe(rng.int(100, 1500));
-    assert.deepEqual(load.unexpected, [], `load generator errors before kill ${round} [${ctx()}]`);
-    load.killed = true;
-    const exit = await h.kill(node, 'SIGKILL');
-    assert.equal(exit.signal, 'SIGKILL', node.describe());
-    kills++;
-    await load.stopped(); // its in-flight request fails; acknowledgements that did arrive count
-    assert.deepEqual(load.unexpected, [], `load generator errors around kill ${round} [${ctx()}]`);
-    const ackedCount = BigInt(load.acked.size);
-    const maxAcked = load.maxAcked;
-    const committed = load.committed;
+  try {
+    for (let round = 1; round <= ROUNDS; round++) {
+      // ---- run under load for a random while, then SIGKILL
+      await observe(rng.int(100, 1500));
+      assert.deepEqual(load.unexpected, [], `load generator errors before kill ${round} [${ctx()}]`);
+      load.killed = true;
+      const exit = await h.kill(node, 'SIGKILL');
+      assert.equal(exit.signal, 'SIGKILL', node.describe());
+      kills++;
+      await load.stopped(); // its in-flight request fails; acknowledgements that did arrive count
+      assert.deepEqual(load.unexpected, [], `load generator errors around kill ${round} [${ctx()}]`);
+      const ackedCount = BigInt(load.acked.size);
+      const maxAcked = load.maxAcked;
+      const committed = load.committed;
 
-    // ---- sometimes kill it again while it starts up (before its RPC answers)
-    if (rng.next() < 0.3) {
-      const early = await h.startNode({ ...node.opts, rpcPort: port, waitReady: false });
-      await sleep(rng.int(0, 250));
-      assert.ok(early.running, `the node exited by itself during start-up [${ctx()}]\n${early.describe()}`);
-      await h.kill(early, 'SIGKILL');
-      startupKills++;
-      node = early;
+      // ---- sometimes kill it again while it starts up (before its RPC answers)
+      if (rng.next() < 0.3) {
+        const early = await h.startNode({ ...node.opts, rpcPort: port, waitReady: false });
+        await sleep(rng.int(0, 250));
+        assert.ok(early.running, `the node exited by itself during start-up [${ctx()}]\n${early.describe()}`);
+        await h.kill(early, 'SIGKILL');
+        startupKills++;
+        node = early;
+      }
+
+      // ---- restart on the same datadir and check what survived
+      node = await h.restart(node);
+      const info = await rpc(port, 'getChainInfo');
+      assert.ok(info.height >= maxSeenHeight, `reopened at height ${info.height} < ${maxSeenHeight} observed before the kill [${ctx()}]\n${node.describe()}`);
+      for (const [hgt, hash] of seen) {
+        const hdr = await rpc(port, 'getBlockHeader', { height: hgt });
+        assert.equal(hdr.hash, hash, `block at height ${hgt} changed across the crash [${ctx()}]`);
+        hashChecks++;
+      }
+      const f = await account(faucet.address);
+      assert.ok(f.nonce + BigInt(f.pending) >= ackedCount,
+        `acknowledged transactions lost: faucet nonce ${f.nonce} + pending ${f.pending} < ${ackedCount} acknowledged [${ctx()}]\n${node.describe()}`);
+      assert.ok(f.nextNonce > maxAcked, `nextNonce ${f.nextNonce} ≤ highest acknowledged nonce ${maxAcked} [${ctx()}]`);
+      assert.ok(f.nextNonce >= committed, `nextNonce ${f.nextNonce} < ${committed} transactions the node held before the kill [${ctx()}]`);
+      // A transaction in flight at the kill may have been persisted without its answer reaching us: it is pending now.
+      for (let n = load.committed; n < f.nextNonce; n++) load.kept.add(n);
+
+      await checkBooks();
+      load.start(port, f.nextNonce);
     }
-
-    // ---- restart on the same datadir and check what survived
-    node = await h.restart(node);
-    const info = await rpc(port, 'getChainInfo');
-    assert.ok(info.height >= maxSeenHeight, `reopened at height ${info.height} < ${maxSeenHeight} observed before the kill [${ctx()}]\n${node.describe()}`);
-    for (const [hgt, hash] of seen) {
-      const hdr = await rpc(port, 'getBlockHeader', { height: hgt });
-      assert.equal(hdr.hash, hash, `block at height ${hgt} changed across the crash [${ctx()}]`);
-      hashChecks++;
-    }
-    const f = await account(faucet.address);
-    assert.ok(f.nonce + BigInt(f.pending) >= ackedCount,
-      `acknowledged transactions lost: faucet nonce ${f.nonce} + pending ${f.pending} < ${ackedCount} acknowledged [${ctx()}]\n${node.describe()}`);
-    assert.ok(f.nextNonce > maxAcked, `nextNonce ${f.nextNonce} ≤ highest acknowledged nonce ${maxAcked} [${ctx()}]`);
-    assert.ok(f.nextNonce >= committed, `nextNonce ${f.nextNonce} < ${committed} transactions the node held before the kill [${ctx()}]`);
-    // A transaction in flight at the kill may have been persisted without its answer reaching us: it is pending now.
-    for (let n = load.committed; n < f.nextNonce; n++) load.kept.add(n);
-
-    await checkBooks();
-    load.start(port, f.nextNonce);
+  } catch (e) {
+    // A transport error here means the node died on its own: show its log (and the seed) with the failure.
+    if (e instanceof assert.AssertionError) throw e;
+    throw new Error(`${e instanceof Error ? e.message : String(e)} [${ctx()}]\n${node.describe()}`, { cause: e });
   }
 
   // ---- wind down: everything acknowledged ends up in blocks; a clean stop still exits 0
@@ -236,4 +252,47 @@ test(`validator survives ${ROUNDS} SIGKILLs under load with no acknowledged tran
   t.diagnostic(`kills ${kills} (${startupKills} during start-up), sends ${load.sends}, acknowledged ${load.acked.size}, ` +
     `confirmed ${f.nonce}, in flight at a kill but kept ${load.kept.size}, throttled ${load.throttled}`);
   t.diagnostic(`final height ${final.height}, block hashes re-checked ${hashChecks} (${seen.size} distinct heights)`);
+});
+
+test('sendTransaction durability: Mempool.add resolves only once the transaction is persisted, duplicates included', async () => {
+  const sk = (label: string) => createHash('sha256').update(`crash-mempool:${label}`).digest();
+  const alice = { sk: sk('alice'), pk: getPublicKey(sk('alice')) };
+  const v = getPublicKey(sk('validator'));
+  const p = DEFAULT_PARAMS;
+  const genesis = genesisFromJson({
+    chainId: 'crash-test', genesisTime: 0, slotMs: 1000, validators: [encodeAddress(v)],
+    alloc: [{ address: encodeAddress(alice.pk), amount: '1000000' }],
+    params: { minFee: '1', maxBlockTxs: p.maxBlockTxs, maxBlockBytes: p.maxBlockBytes, maxMemoBytes: p.maxMemoBytes, maxClockDriftMs: p.maxClockDriftMs, decimals: p.decimals, symbol: p.symbol },
+  });
+  // A store whose batch writes wait for a gate: the window between "admitted in memory" and "on disk".
+  const mem = await openMemory();
+  let open!: () => void;
+  const gate = new Promise<void>((r) => (open = r));
+  const db: KV = {
+    get: (k) => mem.get(k), getMany: (k) => mem.getMany(k), put: (k, x) => mem.put(k, x), del: (k) => mem.del(k),
+    iterator: (o) => mem.iterator(o), close: () => mem.close(),
+    batch: async (ops: BatchOp[]) => { await gate; return mem.batch(ops); },
+  };
+  const accounts = { getAccounts: async (keys: string[]) => new Map(keys.map((k) => [k, { balance: 1_000_000n, nonce: 0n }])) };
+  const mp = new Mempool({ db, genesis, accounts, verifier: new InlineVerifier(), sigCache: new SigCache() });
+  const mk = (nonce: bigint) => signTx({ chainId: 'crash-test', from: alice.pk, to: v, amount: 5n, fee: 1n, nonce, memo: '' }, alice.sk);
+
+  const violations: string[] = [];
+  const ack = (tx: ReturnType<typeof mk>, what: string) => mp.add(tx).then(async (r) => {
+    if (!(await mem.get(layout.mempool(tx.id)))) violations.push(`${what} answered "${r.status}" before the transaction was persisted`);
+    return r.status;
+  });
+  // 1. a re-send after the first call was admitted (in memory) but before its write finished
+  const a = mk(0n);
+  const first = ack(a, 'first send');
+  while (!mp.has(a.idHex)) await new Promise((r) => setImmediate(r));
+  const again = ack(a, 're-send');
+  // 2. two sends of another transaction in the same tick (both pass the early duplicate check)
+  const b = mk(1n);
+  const both = [ack(b, 'concurrent send #1'), ack(b, 'concurrent send #2')];
+  await new Promise((r) => setTimeout(r, 50));
+  open();
+  const statuses = await Promise.all([first, again, ...both]);
+  assert.deepEqual(statuses.sort(), ['accepted', 'accepted', 'duplicate', 'duplicate']);
+  assert.deepEqual(violations, [], 'an acknowledged transaction would be lost by a crash at that moment (docs/protocol.md §9, openrpc sendTransaction)');
 });

@@ -12,7 +12,8 @@
  *   await h.stop(n);                                         // SIGTERM, SIGKILL after a timeout
  *
  * Every process started by any Harness is also SIGKILLed (and every temp folder removed) when the test
- * process exits or is interrupted, so no node outlives the test file. Set KEEP_TMP=1 to keep the temp folders
+ * process exits or is interrupted (SIGINT/SIGTERM/SIGHUP), so no node outlives the test file. (Nothing can
+ * run if the test process itself is SIGKILLed: then its nodes are orphaned.) Set KEEP_TMP=1 to keep the temp folders
  * (their paths are printed) for post-mortem reading of node logs and datadirs.
  *
  * Only loopback addresses are ever used.
@@ -404,7 +405,11 @@ export class Harness {
   #genesisSeq = 0;
   #cleaned = false;
 
-  /** With a test context (or suite hooks object), cleanup is registered with `t.after`. */
+  /**
+   * With a test context, cleanup is registered with `t.after`. For a harness shared by a describe() suite,
+   * create it in the suite body and register `after(() => h.cleanup())` there (not inside a before() hook,
+   * where node:test's `after` does not attach to the suite).
+   */
   constructor(t?: TestContextLike) {
     installHooks();
     t?.after(() => this.cleanup());

@@ -192,10 +192,10 @@ test('an extension type unknown to msgpackr (fixext1 type 1) is rejected as non_
   throwsRule(() => decodeCanonical(unhex('d40100')), 'non_canonical');
 });
 
-test('decode rejects trailing bytes after a complete value as malformed', () => {
-  throwsRule(() => decodeCanonical(unhex('01c0')), 'malformed');
-  throwsRule(() => decodeCanonical(unhex('9101 00')), 'malformed');
-  throwsRule(() => decodeCanonical(unhex('a161 61')), 'malformed');
+test('decode rejects trailing bytes after a complete value as non_canonical (as the module documents)', () => {
+  throwsRule(() => decodeCanonical(unhex('01c0')), 'non_canonical');
+  throwsRule(() => decodeCanonical(unhex('9101 00')), 'non_canonical');
+  throwsRule(() => decodeCanonical(unhex('a161 61')), 'non_canonical');
 });
 
 test('decode rejects truncated input as malformed', () => {

@@ -225,8 +225,8 @@ test('spec examples also replay over HTTP (empty body + 204 where no response is
 
 // ---- dispatcher details -------------------------------------------------------------------------
 
-async function call(d: RpcDispatcher, req: unknown): Promise<any> {
-  const out = await d.handle(typeof req === 'string' ? req : JSON.stringify(req), CTX);
+async function call(d: RpcDispatcher, req: unknown, ctx: RpcContext = CTX): Promise<any> {
+  const out = await d.handle(typeof req === 'string' ? req : JSON.stringify(req), ctx);
   return out === undefined ? undefined : JSON.parse(out);
 }
 
@@ -707,8 +707,17 @@ test('schemas/openrpc.json: every example validates (params by name and by posit
         return result;
       };
       const d = new RpcDispatcher({ openrpc: doc, handlers, validateResults: true });
-      const r = await call(d, { jsonrpc: '2.0', method: m.name, params: named, id: 1 });
+      const admin = m['x-admin'] === true;
+      const r = await call(d, { jsonrpc: '2.0', method: m.name, params: named, id: 1 }, { ...CTX, admin });
       assert.deepEqual(r, { jsonrpc: '2.0', result, id: 1 }, `${m.name} / ${ex.name}: ${JSON.stringify(r)}`);
+      if (admin) {
+        // Without the admin token the method does not exist, and discovery does not list it.
+        assert.equal((await call(d, { jsonrpc: '2.0', method: m.name, params: named, id: 1 })).error.code, -32601);
+        const pub = await call(d, { jsonrpc: '2.0', method: 'rpc.discover', id: 1 });
+        assert.ok(!pub.result.methods.some((x: any) => x.name === m.name), `${m.name} hidden from public discovery`);
+        const priv = await call(d, { jsonrpc: '2.0', method: 'rpc.discover', id: 1 }, { ...CTX, admin: true });
+        assert.ok(priv.result.methods.some((x: any) => x.name === m.name), `${m.name} listed for admins`);
+      }
       assert.deepEqual(seen, named);
 
       // A result that breaks the schema is caught: drop one required member (or add a stray one).
@@ -718,7 +727,7 @@ test('schemas/openrpc.json: every example validates (params by name and by posit
         delete broken[first!];
         handlers[m.name] = () => broken;
         const d2 = new RpcDispatcher({ openrpc: doc, handlers, validateResults: true });
-        assert.equal((await call(d2, { jsonrpc: '2.0', method: m.name, params: named, id: 2 })).error.code, INTERNAL_ERROR);
+        assert.equal((await call(d2, { jsonrpc: '2.0', method: m.name, params: named, id: 2 }, { ...CTX, admin })).error.code, INTERNAL_ERROR);
       }
     }
   }
