@@ -178,6 +178,12 @@ export class Chain extends TypedEmitter<ChainEvents> {
       this.#invalid.set(toHex(k.subarray(1)), new TextDecoder().decode(v));
     }
     for (const h of this.#invalid.keys()) this.#tips.delete(h);
+    // A valid block whose children are all invalid is a tip again (as #markInvalid arranges at run time).
+    for (const h of this.#invalid.keys()) {
+      const parent = this.#index.get(h)?.parentHex;
+      if (!parent || this.#invalid.has(parent) || !this.#index.has(parent)) continue;
+      if ([...(this.#children.get(parent) ?? [])].every((c) => this.#invalid.has(c))) this.#tips.add(parent);
+    }
 
     const tip = await this.db.get(layout.tip());
     const latticeBytes = await this.db.get(layout.lattice());
@@ -304,6 +310,8 @@ export class Chain extends TypedEmitter<ChainEvents> {
     if (this.#index.has(hashHex)) {
       const bad = this.#invalid.get(hashHex);
       if (bad) throw new RuleError('known_invalid', `block ${hashHex} was found invalid (${bad})`);
+      // A stored block whose head switch failed earlier (a failed write) gets another chance here.
+      if (this.#bestTip() !== this.#head) await this.#chooseHead();
       return { status: 'duplicate', hash: hashHex };
     }
     if (this.#rejected.has(hashHex)) throw new RuleError('known_invalid', `block ${hashHex} was rejected before`);

@@ -95,6 +95,8 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   #flushing: Promise<void> | null = null;
   /** Group-commit batches handed to the db and not yet settled (flush() waits for these too). */
   readonly #writing = new Set<Promise<void>>();
+  /** Each admitted transaction's write until it is on disk. */
+  readonly #persisting = new Map<string, Promise<void>>();
 
   constructor(opts: MempoolOptions) {
     super();
@@ -148,22 +150,32 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     return { loaded, dropped: bad.length };
   }
 
-  /** Validate and admit a transaction. Resolves once it is persisted; throws RuleError otherwise. */
+  /**
+   * Validate and admit a transaction. Resolves only once it is persisted (so an acknowledged transaction
+   * survives kill -9); a duplicate is answered only after the first copy's write, too. Throws RuleError.
+   */
   async add(tx: Tx, opts: { persist?: boolean } = {}): Promise<AddResult> {
-    if (this.#byId.has(tx.idHex)) return { id: tx.idHex, status: 'duplicate' };
+    if (this.#byId.has(tx.idHex)) return this.#duplicate(tx.idHex);
     if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
     checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
     // The expensive check runs outside the lock so that verification can be batched and parallel.
     if ((await verifyWithCache(this.#o.verifier, this.#o.sigCache, [txVerifyItem(tx)], [tx.idHex])) !== -1) {
       throw new RuleError('bad_signature');
     }
-    const result = await this.#lock.run(() => this._admit(tx));
-    if (result.status !== 'duplicate' && opts.persist !== false) await this.#persist({ type: 'put', key: layout.mempool(tx.id), value: tx.bytes });
-    if (result.status !== 'duplicate') this.emit('tx:accepted', tx);
+    const result = await this.#lock.run(() => this._admit(tx, opts.persist !== false));
+    if (result.status === 'duplicate') return this.#duplicate(tx.idHex);
+    await this.#persisting.get(tx.idHex);
+    this.emit('tx:accepted', tx);
     return result;
   }
 
-  private async _admit(tx: Tx): Promise<AddResult> {
+  /** An already admitted transaction: answer once its write (if still in flight) has landed. */
+  async #duplicate(idHex: string): Promise<AddResult> {
+    await this.#persisting.get(idHex);
+    return { id: idHex, status: 'duplicate' };
+  }
+
+  private async _admit(tx: Tx, persist: boolean): Promise<AddResult> {
     if (this.#byId.has(tx.idHex)) return { id: tx.idHex, status: 'duplicate' };
     const sender = toHex(tx.from);
     const account = (await this.#o.accounts.getAccounts([sender])).get(sender) ?? { balance: 0n, nonce: 0n };
@@ -206,6 +218,12 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     this.#senders.set(sender, q);
     this.#byId.set(tx.idHex, entry);
     this.#bytes += tx.bytes.length;
+    if (persist) {
+      // Registered in the same step that makes the id known, so no duplicate can slip in between.
+      const write = this.#persist({ type: 'put', key: layout.mempool(tx.id), value: tx.bytes });
+      this.#persisting.set(tx.idHex, write);
+      void write.catch(() => {}).finally(() => { if (this.#persisting.get(tx.idHex) === write) this.#persisting.delete(tx.idHex); });
+    }
     return { id: tx.idHex, status: old ? 'replaced' : 'accepted' };
   }
 

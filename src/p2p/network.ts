@@ -107,6 +107,7 @@ export class Network extends TypedEmitter<NetEvents> {
   readonly #txOrigin = new Map<string, Peer>();
   readonly #work = new WeakMap<Peer, { chain: Promise<void>; queued: number }>();
   readonly #unsubscribe: (() => void)[] = [];
+  readonly #handshakeTimers = new Map<Peer, TimerHandle>();
   #announceTimer: TimerHandle | undefined;
   #maintTimer: TimerHandle | undefined;
   #stopped = false;
@@ -170,6 +171,7 @@ export class Network extends TypedEmitter<NetEvents> {
     if (this.#announceTimer) this.#o.clock.clearTimeout(this.#announceTimer);
     if (this.#maintTimer) this.#o.clock.clearTimeout(this.#maintTimer);
     for (const p of this.#peers) p.conn.close(CLOSE.goingAway, 'node shutting down');
+    for (const p of [...this.#handshakeTimers.keys()]) this.#clearHandshakeTimer(p);
     await this.#o.transport.close();
   }
 
@@ -225,12 +227,21 @@ export class Network extends TypedEmitter<NetEvents> {
     });
     conn.onMessage((frame) => this.#onFrame(peer, frame));
     conn.onClose((code, reason) => this.#onClose(peer, code, reason));
-    this.#o.clock.setTimeout(() => {
+    const timer = this.#o.clock.setTimeout(() => {
+      this.#handshakeTimers.delete(peer);
       if (!peer.ready && !peer.closed) this.#disconnect(peer, CLOSE.timeout, 'handshake timed out');
     }, this.limits.handshakeTimeoutMs);
+    this.#handshakeTimers.set(peer, timer);
+  }
+
+  #clearHandshakeTimer(peer: Peer): void {
+    const t = this.#handshakeTimers.get(peer);
+    if (t) this.#o.clock.clearTimeout(t);
+    this.#handshakeTimers.delete(peer);
   }
 
   #onClose(peer: Peer, code: number, reason: string): void {
+    this.#clearHandshakeTimer(peer);
     const wasReady = peer.ready;
     peer.markClosed();
     this.#peers.delete(peer);
@@ -440,6 +451,7 @@ export class Network extends TypedEmitter<NetEvents> {
     const outbound = this.readyPeers().filter((p) => p.outbound).length;
     if (peer.outbound && outbound >= this.limits.maxOutbound) return this.#disconnect(peer, CLOSE.tooManyPeers, 'outbound peer limit reached');
     peer.ready = true;
+    this.#clearHandshakeTimer(peer);
     this.#byId.set(peer.nodeIdHex, peer);
     const now = this.#o.clock.now();
     if (peer.dialedUrl) this.addrBook.success(peer.dialedUrl, now);

@@ -127,6 +127,8 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
     sendTransaction: async (p) => {
       try {
         const tx = decodeTx(parseTxBytes(p.tx as string));
+        // Idempotent: the same bytes again return the same id, also once they are confirmed.
+        if (await chain.getTxLocation(tx.idHex)) return tx.idHex;
         return (await mempool.add(tx)).id;
       } catch (e) {
         if (e instanceof RuleError) throw ruleToRpc(e);

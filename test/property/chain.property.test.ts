@@ -135,7 +135,7 @@ const MAX_BLOCKS = 40;
 
 // ---- the property -------------------------------------------------------------------------------------
 
-test('random block trees in random orders: conservation, state root, fork choice, replay equality', async () => {
+test('random block trees in random orders: conservation, state root, fork choice, replay equality', { timeout: 120_000 }, async () => {
   let runs = 0;
   await fc.assert(fc.asyncProperty(
     fc.array(blockSpec, { minLength: 6, maxLength: MAX_BLOCKS, size: 'max' }),

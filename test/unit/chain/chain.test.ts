@@ -94,7 +94,7 @@ async function grow(chain: Chain, vals: KeyPair[], n: number, firstGap = 1, txsF
 
 // ---- genesis ---------------------------------------------------------------------------------------
 
-describe('genesis', () => {
+describe('genesis', { timeout: 60000 }, () => {
   test('initialises height 0 with the lattice of the allocs as state root', async () => {
     const { chain } = await openTestChain(genesis);
     assert.equal(chain.head.height, 0);
@@ -136,7 +136,7 @@ describe('genesis', () => {
 
 // ---- statuses --------------------------------------------------------------------------------------
 
-describe('addBlock statuses', () => {
+describe('addBlock statuses', { timeout: 60000 }, () => {
   test('connected, duplicate, orphan (with parent), side, reorganized', async () => {
     const { chain } = await openTestChain(genesis);
     const b1 = await buildBlock(chain, V, 1);
@@ -177,7 +177,7 @@ describe('addBlock statuses', () => {
 
 // ---- rejections ------------------------------------------------------------------------------------
 
-describe('block rejections', () => {
+describe('block rejections', { timeout: 60000 }, () => {
   test('bad_signature: right proposer field, signed with another validator key', async () => {
     const { chain } = await openTestChain(genesis);
     const b = await buildBlock(chain, V, 1);
@@ -337,7 +337,7 @@ describe('block rejections', () => {
 
 // ---- tx index ----------------------------------------------------------------------------------------
 
-describe('transaction index', () => {
+describe('transaction index', { timeout: 60000 }, () => {
   test('getTxLocation and history keys exist for confirmed transactions only', async () => {
     const { chain, db } = await openTestChain(genesis);
     const t1 = transfer(alice, carol, 100n, 0n);
@@ -378,7 +378,7 @@ describe('transaction index', () => {
 
 // ---- persistence -------------------------------------------------------------------------------------
 
-describe('persistence (LevelDB on a temp dir)', () => {
+describe('persistence (LevelDB on a temp dir)', { timeout: 60000 }, () => {
   const dirs: string[] = [];
   after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 
@@ -435,7 +435,7 @@ describe('persistence (LevelDB on a temp dir)', () => {
 
 // ---- fork choice ---------------------------------------------------------------------------------------
 
-describe('fork choice', () => {
+describe('fork choice', { timeout: 60000 }, () => {
   test('the longer branch wins even when it arrives later', async () => {
     const { chain } = await openTestChain(genesis);
     const a = await grow(chain, V, 2, 1, (i) => (i === 0 ? [transfer(alice, carol, 5n, 0n)] : []));
@@ -523,7 +523,7 @@ describe('fork choice', () => {
 
 // ---- locator / forkPoint -----------------------------------------------------------------------------
 
-describe('locator and forkPoint', () => {
+describe('locator and forkPoint', { timeout: 60000 }, () => {
   test('locator heights are dense then exponential, ending at genesis; forkPoint finds the shared block', async () => {
     const a = await openTestChain(genesis);
     const common = await grow(a.chain, V, 20);

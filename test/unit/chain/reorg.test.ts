@@ -122,7 +122,7 @@ async function feed(chain: Chain, blocks: readonly Block[]): Promise<Map<string,
 
 // ---- tests ---------------------------------------------------------------------------------------
 
-describe('reorg', () => {
+describe('reorg', { timeout: 60000 }, () => {
   test('to a longer branch with different transfers, then back when the first branch grows', async () => {
     const node = await openTestChain(genesis);
     const rec = record(node.chain);
@@ -254,7 +254,7 @@ describe('reorg', () => {
   });
 });
 
-describe('equivocation', () => {
+describe('equivocation', { timeout: 60000 }, () => {
   test('two valid blocks for one slot by its proposer: event and evidence under q', async () => {
     const node = await openTestChain(genesis);
     const seen: { slot: number; proposer: string; hashes: string[] }[] = [];

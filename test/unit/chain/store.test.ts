@@ -104,7 +104,7 @@ function changedKeys(before: Map<string, string>, afterDump: Map<string, string>
   return out;
 }
 
-describe('one batch per head switch', () => {
+describe('one batch per head switch', { timeout: 60000 }, () => {
   test('an extension writes tip, lattice, accounts, undo, height and tx index in ONE batch', async () => {
     const { chain, spy } = await openSpied();
     await grow(chain, 1, 1, () => [transfer(alice, bob, 10n, 0n)]);
@@ -168,7 +168,7 @@ describe('one batch per head switch', () => {
   });
 });
 
-describe('failed switch write', () => {
+describe('failed switch write', { timeout: 60000 }, () => {
   test('extension: in-memory head, accounts and best chain unchanged; the next block still works', async () => {
     const { chain, spy } = await openSpied();
     const base = await grow(chain, 2, 1, (i) => [transfer(alice, bob, 10n, BigInt(i))]);
@@ -255,7 +255,7 @@ describe('failed switch write', () => {
   });
 });
 
-describe('crash and reopen (LevelDB on a temp dir)', () => {
+describe('crash and reopen (LevelDB on a temp dir)', { timeout: 60000 }, () => {
   const dirs: string[] = [];
   after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 

@@ -81,7 +81,7 @@ const sorted = (a: Iterable<string>): string[] => [...a].sort();
 
 // ---- admission ---------------------------------------------------------------------------------
 
-describe('admission', () => {
+describe('admission', { timeout: 60000 }, () => {
   test('accepted → candidate, persisted; duplicate id → duplicate', async () => {
     const { mp, db, accepted } = await makePool();
     const t = tx(alice, 0n, 5n);
@@ -183,7 +183,7 @@ describe('admission', () => {
 
 // ---- capacity ------------------------------------------------------------------------------------
 
-describe('capacity', () => {
+describe('capacity', { timeout: 60000 }, () => {
   test('mempool_full: evicts the cheapest tail only when the newcomer pays strictly more', async () => {
     const { mp, removed } = await makePool({ limits: { maxCount: 3 } });
     const a = tx(alice, 0n, 5n);
@@ -246,7 +246,7 @@ describe('capacity', () => {
 
 // ---- candidates ----------------------------------------------------------------------------------
 
-describe('candidates', () => {
+describe('candidates', { timeout: 60000 }, () => {
   test('fee order across senders, nonce order within a sender', async () => {
     const { mp } = await makePool();
     const a0 = tx(alice, 0n, 2n);
@@ -307,7 +307,7 @@ async function chainPool() {
   return { ...tc, ...pool, settled: () => work };
 }
 
-describe('onHeadChange', () => {
+describe('onHeadChange', { timeout: 60000 }, () => {
   test('included transactions leave; stale and unaffordable ones leave too', async () => {
     const { chain, mp, removed, settled } = await chainPool();
     const a0 = tx(alice, 0n, 5n);
@@ -368,7 +368,7 @@ describe('onHeadChange', () => {
 
 // ---- persistence -----------------------------------------------------------------------------------
 
-describe('persistence', () => {
+describe('persistence', { timeout: 60000 }, () => {
   const dirs: string[] = [];
   after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 
