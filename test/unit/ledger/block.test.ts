@@ -136,11 +136,15 @@ test('decodeBlock reports an undecodable transaction as bad_tx with its index an
   const parts = [block.header.bytes, [block.txs[0]!.bytes, new Uint8Array([...block.txs[1]!.bytes, 0])]];
   const e = throwsRule(() => decodeBlock(encodeCanonical(parts), genesis.params.maxBlockBytes), 'bad_tx');
   assert.equal(e.index, 1);
-  assert.equal(e.inner?.rule, 'malformed');
+  assert.equal(e.inner?.rule, 'non_canonical', 'a trailing byte after a complete transaction');
+  const truncated = [block.header.bytes, [block.txs[0]!.bytes, block.txs[1]!.bytes.subarray(0, 20)]];
+  const e2 = throwsRule(() => decodeBlock(encodeCanonical(truncated), genesis.params.maxBlockBytes), 'bad_tx');
+  assert.equal(e2.index, 1);
+  assert.equal(e2.inner?.rule, 'malformed', 'a truncated transaction');
 });
 
-test('decodeBlock rejects trailing bytes and a 3-element block as malformed', () => {
-  throwsRule(() => decodeBlock(new Uint8Array([...block.bytes, 0xc0]), genesis.params.maxBlockBytes), 'malformed');
+test('decodeBlock rejects trailing bytes (non_canonical) and a 3-element block (malformed)', () => {
+  throwsRule(() => decodeBlock(new Uint8Array([...block.bytes, 0xc0]), genesis.params.maxBlockBytes), 'non_canonical');
   throwsRule(() => decodeBlock(encodeCanonical([block.header.bytes, [], []]), genesis.params.maxBlockBytes), 'malformed');
 });
 

@@ -158,9 +158,9 @@ test('decodeTx rejects a non-canonical amount (5 as uint16 cd0005) as non_canoni
   throwsRule(() => decodeTx(rawArray(parts)), 'non_canonical');
 });
 
-test('decodeTx rejects a trailing byte after a valid transaction as malformed', () => {
+test('decodeTx rejects a trailing byte after a valid transaction as non_canonical', () => {
   const tx = transfer(ALICE, BOB, 5n, 0n);
-  throwsRule(() => decodeTx(new Uint8Array([...tx.bytes, 0x00])), 'malformed');
+  throwsRule(() => decodeTx(new Uint8Array([...tx.bytes, 0x00])), 'non_canonical');
 });
 
 test('decodeTx accepts exactly MAX_TX_BYTES and rejects MAX_TX_BYTES + 1 as tx_too_large', () => {
