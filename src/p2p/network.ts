@@ -99,6 +99,8 @@ export class Network extends TypedEmitter<NetEvents> {
   readonly #bans = new Map<string, { until: number; reason: string }>();
   readonly #dialing = new Set<string>();
   readonly #rejectedTxs = new LruSet<string>(50_000);
+  /** Transactions seen valid (admitted or confirmed): announcements of them are not fetched again. */
+  readonly #seenTxs = new LruSet<string>(200_000);
   readonly #txInflight = new Map<string, { peer: Peer; at: number; alternates: Peer[] }>();
   readonly #blockInflight = new Set<string>();
   /** Blocks whose parent we lack, by hash (insertion order = age; bounded by limits.orphanLimit). */
@@ -157,8 +159,11 @@ export class Network extends TypedEmitter<NetEvents> {
     const { chain, mempool } = this.#o;
     this.#unsubscribe.push(
       chain.on('chain:head', ({ head }) => this.#broadcast({ type: MSG.STATUS, headHeight: head.height, headHash: head.hash, headSlot: head.slot })),
-      mempool.on('tx:accepted', (tx) => this.#queueTx(tx)),
-      chain.on('block:connected', (b) => this.#adoptOrphans(b.header.hashHex)),
+      mempool.on('tx:accepted', (tx) => { this.#seenTxs.add(tx.idHex); this.#queueTx(tx); }),
+      chain.on('block:connected', (b) => {
+        for (const tx of b.txs) this.#seenTxs.add(tx.idHex);
+        this.#adoptOrphans(b.header.hashHex);
+      }),
     );
     this.#maintenance();
     this.#scheduleAnnounce();
@@ -251,6 +256,9 @@ export class Network extends TypedEmitter<NetEvents> {
     if (wasReady) {
       this.#log.info('peer disconnected', { peer: peer.label, code, reason });
       this.emit('peer:disconnected', { nodeId: peer.nodeIdHex, code, reason });
+    } else if (code >= 4000 && code < 5000) {
+      // The other side refused us (or we refused it): say why, at a level operators see.
+      this.#log.warn('connection refused during handshake', { remote: peer.dialedUrl ?? peer.conn.remote, code, reason });
     } else {
       this.#log.debug('connection closed before handshake', { remote: peer.conn.remote, code, reason });
     }
@@ -514,7 +522,7 @@ export class Network extends TypedEmitter<NetEvents> {
     for (const id of ids) {
       const hex = toHex(id);
       peer.knownTxs.add(hex);
-      if (this.#o.mempool.has(hex) || this.#rejectedTxs.has(hex)) continue;
+      if (this.#seenTxs.has(hex) || this.#rejectedTxs.has(hex)) continue;
       const f = this.#txInflight.get(hex);
       if (f) { if (f.peer !== peer && f.alternates.length < 4) f.alternates.push(peer); continue; }
       if (this.#txInflight.size >= 100_000) continue;
@@ -553,7 +561,7 @@ export class Network extends TypedEmitter<NetEvents> {
       this.stats.txBodiesIn++;
       peer.knownTxs.add(tx.idHex);
       this.#txInflight.delete(tx.idHex);
-      if (this.#o.mempool.has(tx.idHex)) { this.stats.duplicateTxBodies++; continue; }
+      if (this.#o.mempool.has(tx.idHex) || this.#seenTxs.has(tx.idHex)) { this.stats.duplicateTxBodies++; continue; }
       if (this.#rejectedTxs.has(tx.idHex)) continue;
       this.#txOrigin.set(tx.idHex, peer);
       try {
