@@ -3,7 +3,7 @@
  * validators compiled from schemas/openrpc.json, and results are checked against it in tests.
  * The node's parts are reached through their public methods only (RpcNode).
  */
-import { decodeAddress, encodeAddress } from '../encoding/address.js';
+import { AddressError, decodeAddress, encodeAddress } from '../encoding/address.js';
 import { fromHex, readU64be, toHex } from '../encoding/bytes.js';
 import { headerToJson, txToJson } from '../ledger/json.js';
 import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
@@ -138,7 +138,7 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
 
     getAccount: async (p) => {
       const address = p.address as string;
-      const pk = decodeAddress(address);
+      const pk = addressParam(address);
       const a = await chain.getAccount(pk);
       return {
         address, balance: a.balance.toString(), nonce: a.nonce.toString(),
@@ -148,12 +148,12 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
 
     getBalance: async (p) => {
       const address = p.address as string;
-      return { address, balance: (await chain.getAccount(decodeAddress(address))).balance.toString() };
+      return { address, balance: (await chain.getAccount(addressParam(address))).balance.toString() };
     },
 
     getAccountTransactions: async (p) => {
       const address = p.address as string;
-      const pk = decodeAddress(address);
+      const pk = addressParam(address);
       const limit = (p.limit as number | undefined) ?? 20;
       const direction = (p.direction as 'sent' | 'received' | 'both' | undefined) ?? 'both';
       const prefix = layout.historyPrefix(pk);
@@ -203,6 +203,16 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
     adminUnbanPeer: (p) => net().unban(p.nodeId as string),
     adminListBans: () => net().bans().map((b) => ({ nodeId: b.nodeId, until: b.until, reason: b.reason })),
   };
+}
+
+/** Decode an address param. The schema checks only its shape, so a bad checksum is -32602 here, not -32603. */
+export function addressParam(address: string, param = 'address'): Uint8Array {
+  try {
+    return decodeAddress(address);
+  } catch (e) {
+    if (e instanceof AddressError) throw RpcError.invalidParams(`"${param}" ${e.message}`, { param });
+    throw e;
+  }
 }
 
 function cursorKey(prefix: Uint8Array, cursor: string): Uint8Array {

@@ -18,7 +18,7 @@ import type { Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 import type { Logger } from '../util/log.js';
 import { RpcError } from './errors.js';
-import { transactionStatus } from './methods.js';
+import { addressParam, transactionStatus } from './methods.js';
 
 export const TOPICS = ['newHeads', 'pendingTransactions', 'transaction', 'account'] as const;
 export type Topic = (typeof TOPICS)[number];
@@ -83,7 +83,7 @@ export class Subscriptions {
       sub.txId = p.id;
     } else if (topic === 'account') {
       if (typeof p.address !== 'string') throw RpcError.invalidParams('topic "account" needs "address"', { param: 'address' });
-      sub.account = { address: p.address, key: toHex(decodeAddress(p.address)) };
+      sub.account = { address: p.address, key: toHex(addressParam(p.address)) };
     }
     s.subs.set(id, sub);
     return id;

@@ -491,14 +491,14 @@ export class RpcWsClient extends TypedRpc {
         reject(new RpcTransportError(url, msg, { cause }));
       };
       const timer = setTimeout(() => fail(`cannot connect within ${timeoutMs} ms`), timeoutMs);
-      ws.once('error', (e) => fail(`cannot connect: ${describeCause(e)}`, e));
+      // Kept for the socket's life: aborting a handshake can emit 'error' again after we gave up.
+      ws.on('error', (e) => fail(`cannot connect: ${describeCause(e)}`, e));
       ws.once('unexpected-response', (_req, res) => fail(`cannot connect: HTTP ${res.statusCode} instead of a WebSocket upgrade`));
       ws.once('open', () => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        ws.on('error', () => { /* surfaced through 'close' */ });
-        resolve(new RpcWsClient(url, ws, timeoutMs));
+        resolve(new RpcWsClient(url, ws, timeoutMs)); // later errors surface through 'close'
       });
     });
   }
@@ -534,11 +534,11 @@ export class RpcWsClient extends TypedRpc {
    * Subscribe to a topic: `transaction` needs `{ id }`, `account` needs `{ address }`. `onEvent` receives each
    * notification's `result` (NewHeadEvent, TransactionJson, TransactionStatus, AccountEvent respectively).
    */
-  async subscribe(topic: 'newHeads', params: { id?: string; address?: string }, onEvent: (result: NewHeadEvent) => void): Promise<Subscription>;
-  async subscribe(topic: 'pendingTransactions', params: { id?: string; address?: string }, onEvent: (result: TxJson) => void): Promise<Subscription>;
-  async subscribe(topic: 'transaction', params: { id?: string; address?: string }, onEvent: (result: TransactionStatus) => void): Promise<Subscription>;
-  async subscribe(topic: 'account', params: { id?: string; address?: string }, onEvent: (result: AccountEvent) => void): Promise<Subscription>;
-  async subscribe(topic: SubscriptionTopic, params: { id?: string; address?: string }, onEvent: (result: any) => void): Promise<Subscription>;
+  subscribe(topic: 'newHeads', params: { id?: string; address?: string }, onEvent: (result: NewHeadEvent) => void): Promise<Subscription>;
+  subscribe(topic: 'pendingTransactions', params: { id?: string; address?: string }, onEvent: (result: TxJson) => void): Promise<Subscription>;
+  subscribe(topic: 'transaction', params: { id?: string; address?: string }, onEvent: (result: TransactionStatus) => void): Promise<Subscription>;
+  subscribe(topic: 'account', params: { id?: string; address?: string }, onEvent: (result: AccountEvent) => void): Promise<Subscription>;
+  subscribe(topic: SubscriptionTopic, params: { id?: string; address?: string }, onEvent: (result: any) => void): Promise<Subscription>;
   async subscribe(topic: SubscriptionTopic, params: { id?: string; address?: string }, onEvent: (result: any) => void): Promise<Subscription> {
     if (typeof onEvent !== 'function') throw new TypeError('onEvent must be a function');
     let id: string;
