@@ -14,6 +14,7 @@ import { readGenesisFile, writeGenesisFile } from './genesisfile.js';
 import { MeshNode, StartupError, type HostPort } from './node.js';
 import { runDevnet } from './devnet.js';
 import { ChainError } from '../chain/chain.js';
+import { WALLET_SUMMARY, WALLET_USAGE, walletMain } from '../wallet/cli.js';
 
 export class UsageError extends Error {
   constructor(message: string) {
@@ -26,7 +27,9 @@ interface Command {
   summary: string;
   usage: string;
   options: NonNullable<ParseArgsConfig['options']>;
-  run(values: Record<string, unknown>): Promise<number>;
+  /** A command with subcommands of its own (wallet): `run` gets the remaining argv unparsed, --help included. */
+  rawArgs?: boolean;
+  run(values: Record<string, unknown>, argv: string[]): Promise<number>;
 }
 
 const LOG_OPTS = {
@@ -163,6 +166,14 @@ export const COMMANDS: Record<string, Command> = {
       });
     },
   },
+
+  wallet: {
+    summary: WALLET_SUMMARY,
+    usage: WALLET_USAGE,
+    options: {},
+    rawArgs: true,
+    run: (_v, argv) => walletMain(argv),
+  },
 };
 
 export function buildGenesisJson(o: {
@@ -215,18 +226,19 @@ export async function main(argv: string[]): Promise<number> {
     console.error(`meshledger: unknown command "${name}"\n\n${usageText()}`);
     return 2;
   }
-  if (rest.includes('--help') || rest.includes('-h')) {
+  if (!cmd.rawArgs && (rest.includes('--help') || rest.includes('-h'))) {
     console.log(`${cmd.summary}\n\nusage: ${cmd.usage}`);
     return 0;
   }
   try {
+    if (cmd.rawArgs) return await cmd.run({}, rest);
     let values: Record<string, unknown>;
     try {
       ({ values } = parseArgs({ args: rest, options: cmd.options, strict: true, allowPositionals: false }));
     } catch (e) {
       throw new UsageError((e as Error).message);
     }
-    return await cmd.run(values);
+    return await cmd.run(values, rest);
   } catch (e) {
     if (e instanceof UsageError) {
       console.error(`meshledger ${name}: ${e.message}\n\nusage: ${cmd.usage}`);
