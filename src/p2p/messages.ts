@@ -21,8 +21,7 @@
  *  12    GET_ADDR    —                                                                                  64 B
  *  13    ADDR        [ws://host:port …] (≤ 64)                                                      16 KiB
  */
-import { Unpackr } from 'msgpackr';
-import { encodeCanonical, type CanonicalValue } from '../encoding/canonical.js';
+import { decodeCanonical, encodeCanonical, type CanonicalValue } from '../encoding/canonical.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -99,12 +98,12 @@ export function encodeMessage(m: Message): Uint8Array {
   return encodeCanonical(v, 64);
 }
 
-const unpackr = new Unpackr({ useRecords: false, mapsAsObjects: false, int64AsType: 'bigint' } as ConstructorParameters<typeof Unpackr>[0]);
-
 // ---- strict field readers ----
 const bad = (msg: string): never => { throw new ProtocolError('malformed_frame', msg); };
+// Canonical decoding gives integers from 2^32 up as bigint (they are written as uint64).
 const uint = (v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number =>
-  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max ? v : bad(`${what}: expected an integer in 0..${max}`);
+  typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 && v <= max ? v
+    : typeof v === 'bigint' && v >= 0n && v <= BigInt(max) ? Number(v) : bad(`${what}: expected an integer in 0..${max}`);
 const bytes = (v: unknown, what: string, len?: number): Uint8Array => {
   if (!(v instanceof Uint8Array)) return bad(`${what}: expected bytes`);
   if (len !== undefined && v.length !== len) return bad(`${what}: expected ${len} bytes`);
@@ -128,9 +127,11 @@ export function decodeMessage(frame: Uint8Array, limits: Record<number, number>)
   if (t0 >= 0 && t0 <= 13 && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
   let v: unknown;
   try {
-    v = unpackr.unpack(frame);
+    // Canonical only: the one encoding encodeMessage writes (no non-minimal integers or lengths, floats, maps or
+    // extension types), so every message has exactly one frame.
+    v = decodeCanonical(frame, Number.MAX_SAFE_INTEGER);
   } catch (e) {
-    return bad(`not MessagePack: ${(e as Error).message}`);
+    return bad(`not canonical MessagePack: ${(e as Error).message}`);
   }
   if (!Array.isArray(v) || v.length === 0) return bad('frame is not a non-empty array');
   const type = v[0];

@@ -246,6 +246,8 @@ export class Network extends TypedEmitter<NetEvents> {
   }
 
   #onClose(peer: Peer, code: number, reason: string): void {
+    // Runs once per connection: #disconnect calls it at once, and the transport's close event comes later.
+    if (peer.closed) return;
     this.#clearHandshakeTimer(peer);
     const wasReady = peer.ready;
     peer.markClosed();
@@ -286,8 +288,11 @@ export class Network extends TypedEmitter<NetEvents> {
     this.#log.debug('peer penalized', { peer: peer.label, rule, detail, score: peer.score });
     if (peer.nodeIdHex) this.emit('peer:penalized', { nodeId: peer.nodeIdHex, rule, score: peer.score });
     if (peer.score > this.limits.banThreshold) return;
-    if (peer.nodeIdHex) this.ban(peer.nodeIdHex, `${rule}: ${detail}`);
+    // Disconnect first, so that the offender is told why (4007; ban() would close it with 4005). Ban only an
+    // identity the peer proved (AUTH verified): a HELLO merely claims a node id, and banning on that claim
+    // would let anyone get an honest node banned by impersonating it.
     this.#disconnect(peer, CLOSE.misbehaving, `misbehaving (${rule}: ${detail})`.slice(0, 120));
+    if (peer.nodeIdHex && peer.authOk) this.ban(peer.nodeIdHex, `${rule}: ${detail}`);
   }
 
   ban(nodeIdHex: string, reason: string, ms = this.limits.banMs): void {

@@ -81,7 +81,7 @@ class WsConn implements Conn {
   }
   close(code: number, reason: string): void {
     if (this.#ws.readyState === WebSocket.OPEN || this.#ws.readyState === WebSocket.CONNECTING) {
-      this.#ws.close(code, reason.slice(0, 120));
+      this.#ws.close(code, closeReason(reason));
       // A peer that never completes the closing handshake is cut after a grace period.
       setTimeout(() => this.#ws.terminate(), 2000).unref();
     }
@@ -96,6 +96,16 @@ class WsConn implements Conn {
     this.#onClose = fn;
     if (this.#closed) fn(...this.#closed);
   }
+}
+
+/**
+ * A close reason fits in 123 bytes of UTF-8 (ws throws a RangeError beyond that, which would escape the
+ * message handler and crash the process); reasons can quote peer-supplied text such as a chain id.
+ */
+export function closeReason(reason: string): string {
+  let r = reason.slice(0, 123);
+  while (Buffer.byteLength(r) > 123) r = r.slice(0, -1);
+  return r.replace(/[\uD800-\uDBFF]$/, ''); // no half of a surrogate pair at the cut
 }
 
 export interface WsTransportOptions {

@@ -123,6 +123,17 @@ export class NetProxy {
     return proxy;
   }
 
+  /**
+   * Pick a new real port for node i (its proxy URL stays the same): for retrying a node start whose port
+   * was taken between reservation and bind.
+   */
+  async repick(i: number): Promise<ProxiedNode> {
+    const n = this.nodes[i]!;
+    n.port = await freePortOn(n.ip);
+    n.p2pArg = `${n.ip}:${n.port}`;
+    return n;
+  }
+
   /** Proxy URLs of the given nodes (default: all). */
   urls(indices: number[] = this.nodes.map((n) => n.index)): string[] {
     return indices.map((i) => this.nodes[i]!.url);

@@ -10,19 +10,14 @@ import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { encodeAddress } from '../../src/encoding/address.js';
-import { fromHex, toHex } from '../../src/encoding/bytes.js';
-import { getPublicKey } from '../../src/crypto/ed25519.js';
-import { genesisFromJson } from '../../src/ledger/genesis.js';
-import { buildGenesisJson } from '../../src/node/cli.js';
+import { fromHex } from '../../src/encoding/bytes.js';
+import { DEFAULT_PARAMS, genesisFromJson, type GenesisJson } from '../../src/ledger/genesis.js';
 import { writeGenesisFile } from '../../src/node/genesisfile.js';
 import { newKeyPair, writeKeyFile } from '../../src/node/keyfile.js';
-import { DEFAULT_PARAMS } from '../../src/ledger/genesis.js';
 import { decodeMessage, encodeMessage, frameMaxBytes, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { signAuth, verifyAuth } from '../../src/p2p/peer.js';
 import { Harness, scaled, waitFor, type GenesisInfo, type KeyInfo, type NodeProc } from './proc.js';
 import { NetProxy } from './netproxy.js';
-
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 // ------------------------------------------------------------------------------------------------ keys, genesis
 
@@ -40,17 +35,21 @@ export function memKey(): { secretKey: Uint8Array; publicKey: Uint8Array; addres
   return { secretKey: kp.secretKey, publicKey: kp.publicKey, address: encodeAddress(kp.publicKey) };
 }
 
-/** genesis.json written in-process (the same builder and checks as `meshledger genesis`). */
+/** genesis.json written in-process (the same fields as `meshledger genesis` writes, default params). */
 export async function writeGenesis(dir: string, o: {
   validators: KeyInfo[]; alloc?: [KeyInfo | string, bigint][]; slotMs: number; chainId?: string; genesisTime?: number; name?: string;
 }): Promise<GenesisInfo> {
-  const j = buildGenesisJson({
+  const p = DEFAULT_PARAMS;
+  const j: GenesisJson = {
     chainId: o.chainId ?? 'meshledger-devnet', genesisTime: o.genesisTime ?? Date.now(), slotMs: o.slotMs,
     validators: o.validators.map((v) => v.address),
     alloc: (o.alloc ?? []).map(([k, a]) => ({ address: typeof k === 'string' ? k : k.address, amount: a.toString() })),
-    minFee: DEFAULT_PARAMS.minFee.toString(), decimals: DEFAULT_PARAMS.decimals, symbol: DEFAULT_PARAMS.symbol,
-  });
-  const g = genesisFromJson(j);
+    params: {
+      minFee: p.minFee.toString(), maxBlockTxs: p.maxBlockTxs, maxBlockBytes: p.maxBlockBytes, maxMemoBytes: p.maxMemoBytes,
+      maxClockDriftMs: p.maxClockDriftMs, decimals: p.decimals, symbol: p.symbol,
+    },
+  };
+  const g = genesisFromJson(j); // the semantic checks `meshledger genesis` runs
   const file = path.join(dir, o.name ?? 'genesis.json');
   await writeGenesisFile(file, j);
   return { file, json: j, chainId: j.chainId, slotMs: j.slotMs, totalSupply: g.totalSupply };
@@ -90,18 +89,30 @@ export class Cluster {
 
   get started(): NodeProc[] { return this.nodes.filter((n): n is NodeProc => !!n); }
 
-  /** Start node i (waits for its RPC). */
+  /** Start node i (waits for its RPC). A P2P port taken meanwhile by another process is re-picked (twice at most). */
   async start(i: number): Promise<NodeProc> {
     const s = this.specs[i]!;
-    const p = this.proxy.nodes[i]!;
-    const n = await this.h.startNode({
-      name: s.name ?? `n${i}`, genesis: this.genesis.file, key: s.key?.file, datadir: s.datadir, logLevel: s.logLevel ?? 'info',
-      bootnodes: this.proxy.urls(s.bootnodes),
-      extraArgs: ['--p2p', p.p2pArg, '--advertise', p.url],
-      readyTimeoutMs: scaled(60_000),
-    });
-    this.nodes[i] = n;
-    return n;
+    for (let attempt = 1; ; attempt++) {
+      const p = this.proxy.nodes[i]!;
+      const name = s.name ?? `n${i}`;
+      try {
+        const n = await this.h.startNode({
+          name, genesis: this.genesis.file, key: s.key?.file, datadir: s.datadir ?? path.join(await this.h.dir(), `data-${name}`),
+          logLevel: s.logLevel ?? 'info', bootnodes: this.proxy.urls(s.bootnodes),
+          extraArgs: ['--p2p', p.p2pArg, '--advertise', p.url],
+          readyTimeoutMs: scaled(60_000),
+        });
+        this.nodes[i] = n;
+        return n;
+      } catch (e) {
+        const failed = this.h.nodes.filter((n) => n.name === name).at(-1);
+        if (attempt < 3 && failed && !failed.running && /EADDRINUSE/.test(failed.log()) && failed.log().includes(p.p2pArg)) {
+          await this.proxy.repick(i);
+          continue;
+        }
+        throw e;
+      }
+    }
   }
 
   /** Start several nodes concurrently. */
@@ -306,4 +317,3 @@ export class WirePeer {
   }
 }
 
-export { getPublicKey, toHex, sleep };
