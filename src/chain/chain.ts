@@ -334,8 +334,15 @@ export class Chain extends TypedEmitter<ChainEvents> {
     try {
       checkBlockContext(h, parent, this.clock.now(), this.genesis);
     } catch (e) {
-      // A block from the future may become valid later: do not remember it as invalid.
-      if (e instanceof RuleError && e.rule !== 'future_slot') this.#reject(hashHex, e);
+      if (e instanceof RuleError && e.rule === 'future_slot') {
+        // A block from the future may become valid later, so it is not remembered as invalid; but it must
+        // at least be signed by its slot's validator, or anyone could send such blocks without penalty.
+        if ((await this.verifier.verifyBatch([items[0]!]))[0] !== true) {
+          const bad = new RuleError('bad_signature', 'block header signature');
+          this.#reject(hashHex, bad);
+          throw bad;
+        }
+      } else if (e instanceof RuleError) this.#reject(hashHex, e);
       throw e;
     }
     const ids: (string | null)[] = [null, ...block.txs.map((t) => t.idHex)];

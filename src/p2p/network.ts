@@ -111,6 +111,7 @@ export class Network extends TypedEmitter<NetEvents> {
   readonly #unsubscribe: (() => void)[] = [];
   readonly #handshakeTimers = new Map<Peer, TimerHandle>();
   #announceTimer: TimerHandle | undefined;
+  #lastAddrAsk = 0;
   #maintTimer: TimerHandle | undefined;
   #stopped = false;
   stats = { txBodiesIn: 0, txAnnouncementsIn: 0, blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateTxBodies: 0, duplicateBlockBodies: 0, bans: 0 };
@@ -345,6 +346,12 @@ export class Network extends TypedEmitter<NetEvents> {
       due.sort((a, b) => Number(b.verified) - Number(a.verified) || a.failures - b.failures);
       for (const e of due.slice(0, this.limits.targetOutbound - outbound)) void this.#dial(e.url);
     }
+    // Ask a random peer for addresses now and then, and at once while we lack outbound peers.
+    const ready = this.readyPeers();
+    if (ready.length && (now - this.#lastAddrAsk > 30_000 || (outbound < this.limits.targetOutbound && now - this.#lastAddrAsk > 3_000))) {
+      this.#lastAddrAsk = now;
+      this.#send(ready[this.#o.random.int(ready.length)]!, { type: MSG.GET_ADDR }, true);
+    }
     for (const p of this.#peers) if (p.score < 0) p.score = Math.min(0, p.score + 1); // slow forgiveness
     for (const [id, f] of this.#txInflight) {
       if (now - f.at < 3000) continue;
@@ -386,15 +393,24 @@ export class Network extends TypedEmitter<NetEvents> {
       case MSG.HASHES: case MSG.BLOCKS:
         if (!peer.resolve(m.reqId, m)) this.penalize(peer, 'unrequested', `response ${m.reqId} to nothing we asked`);
         return;
-      case MSG.GET_ADDR: {
-        const addrs = this.addrBook.verified(MAX_ADDRS - 1);
-        if (this.listenUrl) addrs.push(this.listenUrl);
-        return this.#send(peer, { type: MSG.ADDR, addrs }, true);
-      }
+      case MSG.GET_ADDR: return this.#send(peer, { type: MSG.ADDR, addrs: this.#shareableAddrs(peer) }, true);
       case MSG.ADDR:
         for (const a of m.addrs) this.addrBook.add(a, this.#o.clock.now());
         return;
     }
+  }
+
+  /**
+   * Peer exchange answer: addresses we dialed successfully, the advertised addresses of peers that proved
+   * their node id to us (a bootnode that only receives connections still spreads the mesh this way), and
+   * our own. A bogus address costs a failed dial and back-off, nothing more.
+   */
+  #shareableAddrs(asker: Peer): string[] {
+    const out = new Set<string>(this.addrBook.verified(MAX_ADDRS / 2));
+    for (const p of this.readyPeers()) if (p !== asker && p.listen && out.size < MAX_ADDRS - 1) out.add(p.listen);
+    if (this.listenUrl) out.add(this.listenUrl);
+    out.delete(asker.listen);
+    return [...out].slice(0, MAX_ADDRS);
   }
 
   /** Per-peer ordered processing with a bounded queue (a flooding peer cannot grow our memory). */
@@ -423,6 +439,7 @@ export class Network extends TypedEmitter<NetEvents> {
       peer.listen = URL_RE.test(m.listen) ? m.listen : '';
       peer.headHeight = m.headHeight;
       peer.headHash = m.headHash;
+      peer.theirChallenge = m.challenge;
       peer.helloOk = true;
       this.#send(peer, { type: MSG.AUTH, signature: signAuth(this.#o.nodeKey.secretKey, fromHex(g.genesisHash), m.challenge, this.#o.nodeKey.publicKey) });
       return;
@@ -452,11 +469,16 @@ export class Network extends TypedEmitter<NetEvents> {
   }
 
   #onReady(peer: Peer): void {
+    const now = this.#o.clock.now();
+    // The dialed address reached an authenticated node: it is verified, whatever happens to this connection.
+    if (peer.dialedUrl) this.addrBook.success(peer.dialedUrl, now);
     const existing = this.#byId.get(peer.nodeIdHex);
     if (existing && !existing.closed) {
-      // Keep the connection dialed by the node with the smaller id: both ends pick the same one.
+      // Keep the connection dialed by the node with the smaller id; if one node dialed both (two addresses
+      // of the same peer), keep the one whose dialer challenge is smaller. Both ends compute the same answer.
       const dialer = (p: Peer) => (p.outbound ? this.nodeIdHex : p.nodeIdHex);
-      const keepNew = dialer(peer) < dialer(existing);
+      const dialerChallenge = (p: Peer) => toHex(p.outbound ? p.challenge : p.theirChallenge);
+      const keepNew = dialer(peer) !== dialer(existing) ? dialer(peer) < dialer(existing) : dialerChallenge(peer) < dialerChallenge(existing);
       const drop = keepNew ? existing : peer;
       this.#disconnect(drop, CLOSE.duplicate, 'duplicate connection');
       if (!keepNew) return;
@@ -466,9 +488,7 @@ export class Network extends TypedEmitter<NetEvents> {
     peer.ready = true;
     this.#clearHandshakeTimer(peer);
     this.#byId.set(peer.nodeIdHex, peer);
-    const now = this.#o.clock.now();
-    if (peer.dialedUrl) this.addrBook.success(peer.dialedUrl, now);
-    else if (peer.listen) this.addrBook.add(peer.listen, now);
+    if (!peer.dialedUrl && peer.listen) this.addrBook.add(peer.listen, now);
     this.#log.info('peer connected', { peer: peer.label, direction: peer.outbound ? 'outbound' : 'inbound', address: peer.listen || peer.conn.remote, headHeight: peer.headHeight });
     this.emit('peer:connected', { nodeId: peer.nodeIdHex, address: peer.listen || peer.conn.remote, direction: peer.outbound ? 'outbound' : 'inbound' });
     this.#send(peer, { type: MSG.GET_ADDR }, true);

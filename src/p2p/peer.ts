@@ -69,6 +69,8 @@ type Pending = { resolve: (m: Message) => void; reject: (e: Error) => void; time
 export class Peer {
   readonly conn: Conn;
   readonly challenge: Uint8Array;
+  /** The challenge the peer sent in its HELLO (both ends know both: used for deterministic tie-breaks). */
+  theirChallenge: Uint8Array = new Uint8Array(32);
   /** Set once HELLO arrived. */
   nodeId: Uint8Array | undefined;
   nodeIdHex = '';

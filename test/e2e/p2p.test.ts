@@ -10,8 +10,7 @@
  *   1. mesh + gossip: 4 validators and a follower form a mesh from bootnodes (each node knows only the one
  *      started before it); a transaction sent to one node reaches every mempool and then the same block on all
  *      nodes (a follower's transaction as well); each node's peer events match the connections really open;
- *   1b. discovery: nodes that know only ONE common bootnode find each other (a mesh, not a star) — marked
- *      todo: it fails today (see the comment at the test);
+ *   1b. discovery: nodes that know only ONE common bootnode find each other (a mesh, not a star);
  *   2. partition 3|2 while both sides produce and take transactions; after heal every node is on the majority
  *      chain (same hash and stateRoot) and the transaction confirmed only on the minority branch is confirmed
  *      again on the final chain;
@@ -269,15 +268,12 @@ test('mesh from bootnodes: a transaction reaches every mempool, then the same bl
 });
 
 /**
- * KNOWN BUG (marked todo so that it reports without failing the run; drop `todo` once fixed): peer exchange
- * shares only "verified" addresses (ones the answering node itself dialed successfully), and GET_ADDR is sent
- * once per connection. A bootnode only ever receives inbound connections, so it never verifies anyone and its
- * ADDR answers list nothing but itself: every node stays connected to the bootnode alone (a star), and the
- * network falls apart if the bootnode goes down.
+ * Discovery must turn a star into a mesh: a bootnode only receives connections, so peer exchange has to share
+ * the advertised addresses of its authenticated peers (not only addresses it dialed itself), and nodes keep
+ * asking while they lack outbound peers. Without that the network falls apart when the bootnode goes down.
  */
 test('discovery: nodes that know only one common bootnode find each other (mesh, not a star)', {
   skip: !aliasOk && 'cannot bind 127.0.0.20+', timeout: scaled(90_000),
-  todo: 'bug: a bootnode never shares its inbound peers (ADDR lists only addresses it dialed itself), so the network stays a star',
 }, async (t) => {
   // One validator (node 0, the bootnode, started first) and four followers that know only node 0.
   const net = await setupNet(t, { validators: 1, followers: 4, bootnodes: (i) => (i === 0 ? [] : [0]) });
