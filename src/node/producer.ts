@@ -74,9 +74,11 @@ export class Producer {
   async #tick(slot: number): Promise<void> {
     this.#timer = null;
     if (this.#stopped) return;
+    // Every slot we were woken for is done with, produced or not: otherwise a slot our head already covers
+    // (e.g. after a restart inside a slot we filled before the crash) is picked again at once, forever.
+    this.#lastSlot = Math.max(this.#lastSlot, slot);
     try {
       if (slot > this.#o.chain.head.slot) {
-        this.#lastSlot = slot;
         const block = await this.build(slot);
         if (this.#stopped) return;
         const res = await this.#o.chain.addBlock(block);
