@@ -227,6 +227,8 @@ export class Chain extends TypedEmitter<ChainEvents> {
   // ---------------------------------------------------------------- queries
 
   hasBlock(hashHex: string): boolean { return this.#index.has(hashHex); }
+  /** Known branch tips that are not (descendants of) invalid blocks: the fork-choice candidates. */
+  tips(): BlockEntry[] { return [...this.#tips].map((h) => this.#index.get(h)!); }
   isInvalid(hashHex: string): string | undefined { return this.#invalid.get(hashHex) ?? (this.#rejected.has(hashHex) ? 'known_invalid' : undefined); }
   entry(hashHex: string): BlockEntry | undefined { return this.#index.get(hashHex); }
   mainHashAt(height: number): string | undefined { return this.#main[height]; }

@@ -278,6 +278,7 @@ export class Simulation {
       }
       await this.#injectFaults(slot, faultEnd);
       if (slot < loadEnd) for (let i = 0; i < this.o.load; i++) await this.#submit();
+      await this.#checkForkChoice();
       if (slot % 10 === 0) await this.#checkRunning();
     });
     await this.#checkFinal();
@@ -301,6 +302,24 @@ export class Simulation {
       const audit = await c.auditSupply();
       if (audit.supply !== this.genesis.totalSupply) throw new InvariantError(this.o.seed, `node ${n.index}: supply ${audit.supply} ≠ genesis supply ${this.genesis.totalSupply} at height ${c.head.height}`);
       if (audit.root !== toHex(c.stateRoot)) throw new InvariantError(this.o.seed, `node ${n.index}: stored accounts do not match the state root at height ${c.head.height}`);
+    }
+  }
+
+  /**
+   * Fork choice, restated independently of the chain's code (greatest height, then smaller hash): with each
+   * chain's lock held, no known candidate tip may beat its head. Runs every slot; catches a broken
+   * tie-break even where the next block would hide it.
+   */
+  async #checkForkChoice(): Promise<void> {
+    for (const n of this.nodes) {
+      if (!n.node) continue;
+      const c = n.node.chain;
+      await c.withHead(async (head) => {
+        for (const t of c.tips()) {
+          const better = t.height > head.height || (t.height === head.height && Buffer.compare(Buffer.from(t.hash), Buffer.from(head.hash)) < 0);
+          if (better) throw new InvariantError(this.o.seed, `node ${n.index}: head ${head.hashHex.slice(0, 12)} at ${head.height} while tip ${t.hashHex.slice(0, 12)} at ${t.height} is better by the fork-choice rule`);
+        }
+      });
     }
   }
 
