@@ -1,4 +1,6 @@
 /** Shared test fixtures: deterministic keys, genesis, signed transfers, chains on memory-level, blocks. */
+import assert from 'node:assert/strict';
+import { RuleError, type Rule } from '../../src/ledger/rules.js';
 import { encodeAddress } from '../../src/encoding/address.js';
 import { utf8 } from '../../src/encoding/bytes.js';
 import { sha256 } from '../../src/crypto/hash.js';
@@ -82,4 +84,16 @@ export async function extend(chain: Chain, validators: KeyPair[], n: number, txs
     out.push(b);
   }
   return out;
+}
+
+/** Assert that `fn` throws a RuleError naming `rule`; returns it for further checks (index, inner). */
+export function throwsRule(fn: () => unknown, rule: Rule, msg?: string): RuleError {
+  let caught: RuleError | undefined;
+  assert.throws(fn, (e: unknown) => {
+    assert.ok(e instanceof RuleError, `expected RuleError(${rule}), got ${String(e)}`);
+    assert.equal(e.rule, rule, msg ?? e.message);
+    caught = e;
+    return true;
+  }, msg);
+  return caught!;
 }

@@ -18,11 +18,11 @@ import {
 } from '../../../src/ledger/block.js';
 import type { Genesis } from '../../../src/ledger/genesis.js';
 import { merkleRoot } from '../../../src/ledger/merkle.js';
-import { RuleError, type Rule } from '../../../src/ledger/rules.js';
+import type { Rule } from '../../../src/ledger/rules.js';
 import { slotStart } from '../../../src/ledger/schedule.js';
 import { StateLattice } from '../../../src/ledger/statehash.js';
 import type { Tx } from '../../../src/ledger/tx.js';
-import { buildBlock, makeGenesis, openTestChain, testKey, testKeys, transfer, type TestChain } from '../../helpers/fixtures.js';
+import { buildBlock, makeGenesis, openTestChain, testKey, testKeys, transfer, type TestChain, throwsRule } from '../../helpers/fixtures.js';
 import type { KeyPair } from '../../../src/node/keyfile.js';
 
 const VALIDATORS = testKeys('block-validator', 3);
@@ -75,16 +75,6 @@ function withTxs(newTxs: readonly Tx[]): Block {
   return variant({ txRoot: merkleRoot(newTxs.map((t) => t.id)) }, newTxs);
 }
 
-function throwsRule(fn: () => unknown, rule: Rule, msg?: string): RuleError {
-  let caught: RuleError | undefined;
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof RuleError, `expected RuleError(${rule}), got ${String(e)}`);
-    assert.equal(e.rule, rule, msg ?? e.message);
-    caught = e;
-    return true;
-  }, msg);
-  return caught!;
-}
 
 // ---- the valid block ---------------------------------------------------------------------------
 

@@ -5,13 +5,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { toHex, U64_MAX } from '../../../src/encoding/bytes.js';
-import { RuleError, type Rule } from '../../../src/ledger/rules.js';
+import type { Rule } from '../../../src/ledger/rules.js';
 import {
   applyBlockTxs, applyTx, EMPTY_ACCOUNT, encodeAccountValue, getAccount, isEmptyAccount, touchedAccounts,
   type Account, type AccountMap,
 } from '../../../src/ledger/state.js';
 import type { UnsignedTx } from '../../../src/ledger/tx.js';
-import { testKeys } from '../../helpers/fixtures.js';
+import { testKeys, throwsRule } from '../../helpers/fixtures.js';
 
 const [ALICE, BOB, CAROL, PROPOSER] = testKeys('state', 4).map((k) => k.publicKey) as [Uint8Array, Uint8Array, Uint8Array, Uint8Array];
 const a = toHex(ALICE);
@@ -31,16 +31,6 @@ function snapshot(m: ReadonlyMap<string, Account>): [string, string, string][] {
   return [...m].map(([k, v]): [string, string, string] => [k, v.balance.toString(), v.nonce.toString()]).sort();
 }
 
-function throwsRule(fn: () => unknown, rule: Rule, msg?: string): RuleError {
-  let caught: RuleError | undefined;
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof RuleError, `expected RuleError(${rule}), got ${String(e)}`);
-    assert.equal(e.rule, rule, msg ?? e.message);
-    caught = e;
-    return true;
-  }, msg);
-  return caught!;
-}
 
 /** Assert that applyTx throws `rule` and leaves the state exactly as it was (no entry added or changed). */
 function rejectsUnchanged(state: AccountMap, t: UnsignedTx, rule: Rule): void {

@@ -10,27 +10,17 @@ import { encodeCanonical, type CanonicalValue } from '../../../src/encoding/cano
 import { U64_MAX } from '../../../src/encoding/bytes.js';
 import { verify } from '../../../src/crypto/ed25519.js';
 import { DEFAULT_PARAMS, type GenesisParams } from '../../../src/ledger/genesis.js';
-import { RuleError, type Rule } from '../../../src/ledger/rules.js';
+import { RuleError } from '../../../src/ledger/rules.js';
 import {
   checkTxStatic, decodeTx, encodeUnsignedTx, MAX_TX_BYTES, signTx, TX_SIGNING_PREFIX, txSigningMessage, txVerifyItem,
   type Tx, type UnsignedTx,
 } from '../../../src/ledger/tx.js';
-import { testKey, transfer } from '../../helpers/fixtures.js';
+import { testKey, transfer, throwsRule } from '../../helpers/fixtures.js';
 
 const CHAIN = 'meshledger-test';
 const ALICE = testKey('tx-alice');
 const BOB = testKey('tx-bob');
 
-function throwsRule(fn: () => unknown, rule: Rule, msg?: string): RuleError {
-  let caught: RuleError | undefined;
-  assert.throws(fn, (e: unknown) => {
-    assert.ok(e instanceof RuleError, `expected RuleError(${rule}), got ${String(e)}`);
-    assert.equal(e.rule, rule, msg ?? e.message);
-    caught = e;
-    return true;
-  }, msg);
-  return caught!;
-}
 
 function unsigned(o: Partial<UnsignedTx> = {}): UnsignedTx {
   return { chainId: CHAIN, from: ALICE.publicKey, to: BOB.publicKey, amount: 1000n, fee: 10n, nonce: 0n, memo: '', ...o };
