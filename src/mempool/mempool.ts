@@ -337,8 +337,11 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     q.accountNonce = account.nonce;
     const entries = [...q.byNonce.values()].sort((a, b) => (a.tx.nonce < b.tx.nonce ? -1 : 1));
     let committed = 0n;
+    const window = account.nonce + BigInt(this.limits.maxPerSender);
     for (const e of entries) {
       if (e.tx.nonce < account.nonce) { this.#remove(e, 'stale'); continue; }
+      // A reorg can lower the account nonce: keep the per-sender window that admission enforces.
+      if (e.tx.nonce >= window) { this.#remove(e, 'stale'); continue; }
       committed += e.tx.amount + e.tx.fee;
       if (committed > account.balance) this.#remove(e, 'unaffordable');
     }

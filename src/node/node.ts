@@ -74,6 +74,8 @@ export interface NodeDeps {
   random?: Random;
   /** Peer transport; production uses WebSockets. */
   transport?: Transport;
+  /** P2P identity; production keeps one in <datadir>/nodekey.json. */
+  nodeKey?: KeyPair;
 }
 
 export class StartupError extends Error {
@@ -115,7 +117,8 @@ export class MeshNode {
   static async start(cfg: NodeConfig, deps: NodeDeps): Promise<MeshNode> {
     const log = deps.log;
     const clock = deps.clock ?? systemClock;
-    await mkdir(cfg.datadir, { recursive: true });
+    // With an injected store (simulator, tests) the node touches no filesystem unless RPC needs its token.
+    if (!deps.openStore || cfg.rpc) await mkdir(cfg.datadir, { recursive: true });
     const dbDir = join(cfg.datadir, 'chaindata');
     let db: KV;
     try {
@@ -140,7 +143,7 @@ export class MeshNode {
       node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address);
       node.#wire();
       if (cfg.p2p || cfg.bootnodes?.length) {
-        const nodeKey = await loadNodeKey(cfg.datadir);
+        const nodeKey = deps.nodeKey ?? (await loadNodeKey(cfg.datadir));
         node.network = new Network({
           chain, mempool, db, clock, random: deps.random ?? systemRandom, log: log.child({ mod: 'p2p' }), nodeKey,
           transport: deps.transport ?? new WsTransport({

@@ -204,34 +204,25 @@ class RawIdScanner {
   }
 
   private skipValue(): void {
-    const c = this.s[this.i];
+    const s = this.s;
+    const c = s[this.i];
     if (c === '"') return this.skipString();
     if (c === '{' || c === '[') {
-      const close = c === '{' ? '}' : ']';
-      this.i++;
-      this.ws();
-      if (this.s[this.i] === close) {
-        this.i++;
-        return;
-      }
-      for (;;) {
-        this.ws();
-        if (c === '{') {
+      // Iterative: the text is valid JSON (JSON.parse accepted it), so counting brackets outside strings finds
+      // the end, at any nesting depth (recursion here overflowed the stack on deeply nested params).
+      let depth = 0;
+      while (this.i < s.length) {
+        const ch = s[this.i];
+        if (ch === '"') {
           this.skipString();
-          this.ws();
-          this.i++; // ':'
-          this.ws();
+          continue;
         }
-        this.skipValue();
-        this.ws();
-        if (this.s[this.i] === ',') this.i++;
-        else {
-          this.i++; // close
-          return;
-        }
+        this.i++;
+        if (ch === '{' || ch === '[') depth++;
+        else if ((ch === '}' || ch === ']') && --depth === 0) return;
       }
+      return;
     }
-    const s = this.s;
     while (this.i < s.length && !',]} \t\n\r'.includes(s[this.i]!)) this.i++;
   }
 
