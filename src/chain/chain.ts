@@ -143,8 +143,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
   // ---------------------------------------------------------------- start-up
 
   async #init(): Promise<void> {
-    const lattice = new StateLattice();
-    for (const a of this.genesis.alloc) lattice.add(a.publicKey, { balance: a.amount, nonce: 0n });
+    const lattice = genesisLattice(this.genesis);
     this.#genesisBlock = genesisBlock(this.genesis, lattice.root());
     const g = this.#genesisBlock.header;
     const stored = await this.db.get(layout.genesis());
@@ -571,6 +570,18 @@ export class Chain extends TypedEmitter<ChainEvents> {
   async close(): Promise<void> {
     await this.#lock.run(async () => { await this.verifier.close(); });
   }
+}
+
+/** The state lattice of the genesis allocations. */
+export function genesisLattice(genesis: Genesis): StateLattice {
+  const lattice = new StateLattice();
+  for (const a of genesis.alloc) lattice.add(a.publicKey, { balance: a.amount, nonce: 0n });
+  return lattice;
+}
+
+/** The network's identity: the hash of its genesis block (computable without a database). */
+export function genesisHashOf(genesis: Genesis): string {
+  return genesisBlock(genesis, genesisLattice(genesis).root()).header.hashHex;
 }
 
 function encodeEntry(height: number, slot: number, parent: Uint8Array): Uint8Array {

@@ -6,9 +6,9 @@
  *   producer ──block──▶ chain.addBlock (same validation as a peer's block)
  *   rpc    ──reads──▶ chain, mempool
  */
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Chain } from '../chain/chain.js';
+import { Chain, genesisHashOf } from '../chain/chain.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache } from '../crypto/sigcache.js';
 import type { Genesis } from '../ledger/genesis.js';
@@ -119,7 +119,11 @@ export class MeshNode {
     const clock = deps.clock ?? systemClock;
     // With an injected store (simulator, tests) the node touches no filesystem unless RPC needs its token.
     if (!deps.openStore || cfg.rpc) await mkdir(cfg.datadir, { recursive: true });
-    const dbDir = join(cfg.datadir, 'chaindata');
+    const dbDir = chainDbPath(cfg.datadir, cfg.genesis);
+    if (!deps.openStore) {
+      await noteOtherNetworks(cfg.datadir, dbDir, log);
+      await mkdir(dbDir, { recursive: true });
+    }
     let db: KV;
     try {
       db = await (deps.openStore ?? openLevel)(dbDir);
@@ -253,4 +257,22 @@ export function packageVersion(): string {
   } catch {
     return 'unknown';
   }
+}
+
+/**
+ * Where a network's database lives inside a datadir: <datadir>/chains/<chainId>-<genesis hash prefix>/.
+ * Each network gets its own database, so a datadir reused with another genesis (a regenerated test network,
+ * an operator's mistake) never opens, mixes or damages the other network's data; the chain additionally
+ * refuses a database whose stored genesis differs (ChainError).
+ */
+export function chainDbPath(datadir: string, genesis: Genesis): string {
+  return join(datadir, 'chains', `${genesis.chainId}-${genesisHashOf(genesis).slice(0, 16)}`);
+}
+
+async function noteOtherNetworks(datadir: string, dbDir: string, log: Logger): Promise<void> {
+  let others: string[] = [];
+  try {
+    others = (await readdir(join(datadir, 'chains'))).filter((d) => join(datadir, 'chains', d) !== dbDir);
+  } catch { /* no chains yet */ }
+  if (others.length) log.warn('this datadir also holds other networks; they are left untouched', { datadir, others, using: dbDir });
 }

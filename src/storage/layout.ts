@@ -1,5 +1,6 @@
 /**
- * THE on-disk format. Every LevelDB key this program writes has its one-byte prefix listed here; a new
+ * THE on-disk format. One LevelDB database per network, at <datadir>/chains/<chainId>-<genesis hash prefix>/
+ * (src/node/node.ts chainDbPath). Every key this program writes has its one-byte prefix listed here; a new
  * keyspace is not added anywhere else. Keys and values are raw bytes; values are canonical MessagePack
  * unless noted. Heights and slots in keys are big-endian u64 so that they sort numerically.
  *

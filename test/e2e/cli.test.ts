@@ -5,7 +5,7 @@
  *   keygen       key file mode 0600, prints a valid ml1… address, never destroys an existing key file
  *   genesis      validates --alloc addresses (bech32m checksum), never destroys an existing genesis file
  *                (since 6801ce1 an existing --out file is moved to FILE.<time>.bak instead of exit 1)
- *   node         refuses a missing genesis, another network's datadir, a datadir in use; a validator
+ *   node         refuses a missing genesis and a datadir in use, keeps networks apart in one datadir; a validator
  *                produces blocks, a follower (no P2P yet) stays at genesis; JSON-RPC transaction flow and
  *                error codes; SIGTERM exits 0 and a restart resumes the same chain.
  */
@@ -253,23 +253,32 @@ describe('node start-up failures', () => {
     assert.match(r.stderr, /ENOENT/);
   });
 
-  test('a datadir initialised by another genesis exits 1 and the message mentions genesis', async (t) => {
+  test('a datadir reused with another genesis keeps each network in its own database and says so', async (t) => {
     const h = new Harness(t);
     const v = await h.keygen('v');
-    const gA = await h.genesis({ validators: [v], chainId: 'net-a', slotMs: 1000 });
-    const gB = await h.genesis({ validators: [v], chainId: 'net-b', slotMs: 1000 });
-    const a = await h.startNode({ genesis: gA.file, name: 'a' });
+    const gA = await h.genesis({ validators: [v], chainId: 'net-a', slotMs: 200 });
+    const gB = await h.genesis({ validators: [v], chainId: 'net-b', slotMs: 200 });
+    const a = await h.startNode({ genesis: gA.file, key: v.file, name: 'a' });
+    await h.waitForHeight(a, 3, scaled(20_000));
+    const hashA1 = (await a.rpc('getBlockHeader', { height: 1 })).hash;
     const stopped = await h.stop(a);
     assert.deepEqual([stopped.code, stopped.forced], [0, false], a.describe());
 
-    const r = await runCli(['node', '--datadir', a.datadir, '--genesis', gB.file]);
-    assert.equal(r.code, 1, describeCli(r));
-    assert.match(r.stderr, /genesis/);
-    assert.match(r.stderr, /another --datadir|matching genesis/);
+    // Same datadir, other genesis: it runs network B in a separate database and names network A in a warning.
+    const b = await h.startNode({ genesis: gB.file, name: 'b', datadir: a.datadir });
+    const info = await b.rpc('getChainInfo');
+    assert.equal(info.chainId, 'net-b');
+    assert.equal(info.height, 0, 'network B starts from its own genesis, not from network A\'s blocks');
+    assert.match(b.log(), /other networks; they are left untouched/);
+    assert.match(b.log(), /net-a-/);
+    await h.stop(b);
 
-    // and the datadir still works with its own genesis
+    // Network A's data is untouched.
     const a2 = await h.restart(a);
-    assert.equal((await a2.rpc('getChainInfo')).chainId, 'net-a');
+    const again = await a2.rpc('getChainInfo');
+    assert.equal(again.chainId, 'net-a');
+    assert.ok(again.height >= 3);
+    assert.equal((await a2.rpc('getBlockHeader', { height: 1 })).hash, hashA1);
   });
 });
 

@@ -8,8 +8,8 @@
  *   await copyDatadir(seed, node1Dir); await copyDatadir(seed, node2Dir); …
  *
  * Blocks are produced with the production assembler (`assembleBlock`) at consecutive slots 1…N, each by the
- * slot's scheduled proposer, and added with `Chain.addBlock` on LevelDB at `<datadir>/chaindata`, exactly
- * the layout a node opens (node.ts: `<datadir>/chaindata`; `nodekey.json` is created on the node's first
+ * slot's scheduled proposer, and added with `Chain.addBlock` on LevelDB at `chainDbPath(datadir, genesis)`,
+ * exactly the layout a node opens (node.ts: `<datadir>/chains/<chainId>-<hash>`; `nodekey.json` is created on the node's first
  * start, so copies of one prebuilt datadir still get distinct P2P identities). Every `txEvery`-th block
  * carries `txsPerBlock` transfers from `sender`, so blocks are not all empty and state roots change.
  *
@@ -17,7 +17,6 @@
  * a block's slot only has to exceed its parent's), so the chain simply continues after a gap of empty slots.
  */
 import { cp, mkdir } from 'node:fs/promises';
-import path from 'node:path';
 import { Chain } from '../../src/chain/chain.js';
 import { bytesEqual, toHex } from '../../src/encoding/bytes.js';
 import type { Genesis } from '../../src/ledger/genesis.js';
@@ -26,11 +25,12 @@ import { signTx, type Tx } from '../../src/ledger/tx.js';
 import { readGenesisFile } from '../../src/node/genesisfile.js';
 import { assembleBlock } from '../../src/node/producer.js';
 import { openLevel } from '../../src/storage/kv.js';
+import { chainDbPath } from '../../src/node/node.js';
 
 export interface SigningKey { secretKey: Uint8Array; publicKey: Uint8Array }
 
 export interface BuildChainOptions {
-  /** The datadir to create (its `chaindata/` must not hold another network). */
+  /** The datadir to create. */
   datadir: string;
   /** genesis.json (or an already parsed Genesis). */
   genesis: string | Genesis;
@@ -83,8 +83,8 @@ export async function buildChain(o: BuildChainOptions): Promise<BuiltChain> {
     return k;
   };
   for (const v of genesis.validators) keyFor(v);
-  await mkdir(o.datadir, { recursive: true });
-  const db = await openLevel(path.join(o.datadir, 'chaindata'));
+  await mkdir(chainDbPath(o.datadir, genesis), { recursive: true });
+  const db = await openLevel(chainDbPath(o.datadir, genesis));
   const chain = await Chain.open({ db, genesis });
   const received = new Map<string, bigint>();
   let txCount = 0;
