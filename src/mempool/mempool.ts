@@ -12,7 +12,7 @@
  * sender, so no gap is created) is evicted if the newcomer pays strictly more; otherwise `mempool_full`.
  * Duplicates (same id) are accepted idempotently.
  */
-import { fromHex, toHex } from '../encoding/bytes.js';
+import { toHex } from '../encoding/bytes.js';
 import type { SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
 import type { Block } from '../ledger/block.js';
@@ -357,6 +357,4 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   senderCount(): number { return this.#senders.size; }
 
-  static keyOf(pk: Uint8Array): AccountKey { return toHex(pk); }
-  static pkOf(k: AccountKey): Uint8Array { return fromHex(k); }
 }

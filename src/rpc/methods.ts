@@ -7,7 +7,7 @@ import { AddressError, decodeAddress, encodeAddress } from '../encoding/address.
 import { fromHex, readU64be, toHex } from '../encoding/bytes.js';
 import { headerToJson, txToJson } from '../ledger/json.js';
 import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
-import { decodeTx, type Tx } from '../ledger/tx.js';
+import { decodeTx } from '../ledger/tx.js';
 import { layout } from '../storage/layout.js';
 import type { Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
@@ -238,4 +238,3 @@ export function ruleToRpc(e: RuleError): RpcError {
   return RpcError.app(name, { message: e.message, rule: e.rule });
 }
 
-export type { Tx };
