@@ -2,18 +2,18 @@
  * Signature verification throughput, single-threaded: raw noble (the consensus rule), raw OpenSSL
  * fast path (node:crypto), and the combined `verify` (pre-screen + fallback). All on valid
  * signatures, so the combined path is OpenSSL plus overhead; `combined / fast` is the ceiling the
- * pre-screen can reach. Run: node dist/scripts/bench/verify.js  (~10 s)
+ * pre-screen can reach. Also the raw node:crypto rate on 2 worker threads (the limit the ingest target refers
+ * to; the worker pool here lives inside the benchmark only).
+ * Run: node dist/scripts/bench/verify.js [--smoke]  (~12 s; smoke < 2 s)
  * Writes scripts/bench/results/verify.json.
  */
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { SMOKE, makeRawItems, printRows, rawVerifyRateWorkers, row, writeResult } from './common.js';
 import { generateSecretKey, getPublicKey, sign, verify, verifyFast, verifyNoble } from '../../src/crypto/ed25519.js';
 
-const N_ITEMS = 3000; // distinct keys/messages (fits the 4096-entry public-key cache)
-const SECONDS = 2; // per measured function
-const WARMUP_MS = 200;
+const N_ITEMS = SMOKE ? 100 : 3000; // distinct keys/messages (fits the 4096-entry public-key cache)
+const SECONDS = SMOKE ? 0.2 : 2; // per measured function
+const WARMUP_MS = SMOKE ? 20 : 200;
+const WORKERS = 2;
 
 type Item = { sig: Uint8Array; msg: Uint8Array; pub: Uint8Array };
 type Fn = (sig: Uint8Array, msg: Uint8Array, pub: Uint8Array) => boolean;
@@ -71,22 +71,21 @@ for (const [name] of fns) {
 }
 console.log(`combined / fast = ${(combined / fast).toFixed(3)}   combined / noble = ${(combined / noble).toFixed(1)}x`);
 
-const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..'); // dist/scripts/bench → root
-const outDir = path.join(repoRoot, 'scripts', 'bench', 'results');
-fs.mkdirSync(outDir, { recursive: true });
-const out = {
-  bench: 'ed25519-verify',
-  date: new Date().toISOString(),
-  node: process.version,
-  openssl: process.versions.openssl,
-  cpu: os.cpus()[0]?.model ?? 'unknown',
-  cores: os.cpus().length,
+const workers = await rawVerifyRateWorkers(makeRawItems(Math.min(N_ITEMS, 1000)), WORKERS, SECONDS * 1000);
+console.log(`raw node:crypto on ${WORKERS} worker threads: ${workers.toFixed(0)} verifies/s (= ${(workers / fast).toFixed(2)}x single-thread fast)`);
+
+const summary = [
+  row('combined verify, 1 thread', combined, 'verifies/s', { name: 'raw node:crypto 1 thread', value: fast, unit: 'verifies/s' }),
+  row(`raw node:crypto, ${WORKERS} worker threads`, workers, 'verifies/s', { name: `${WORKERS} x raw 1 thread`, value: WORKERS * fast, unit: 'verifies/s' }),
+];
+printRows(summary);
+writeResult('verify', {
   items: N_ITEMS,
   messageBytes: 200,
   secondsPerPath: SECONDS,
-  verifiesPerSec: { noble: Math.round(noble), fast: Math.round(fast), combined: Math.round(combined) },
+  verifiesPerSec: { noble: Math.round(noble), fast: Math.round(fast), combined: Math.round(combined), [`fastWorkers${WORKERS}`]: Math.round(workers) },
   ratioCombinedOverFast: Number((combined / fast).toFixed(4)),
   speedupCombinedOverNoble: Number((combined / noble).toFixed(2)),
-};
-fs.writeFileSync(path.join(outDir, 'verify.json'), JSON.stringify(out, null, 2) + '\n');
-console.log(`wrote ${path.relative(repoRoot, path.join(outDir, 'verify.json'))}`);
+  ratioWorkersOverSingle: Number((workers / fast).toFixed(3)),
+  summary,
+});
