@@ -20,7 +20,8 @@ import { bytesEqual, compareBytes, fromHex, toHex } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
-import { checkBlockContext, checkBlockStatic, decodeBlock, genesisBlock, type Block, type BlockHeader } from '../ledger/block.js';
+import { checkBlockContext, checkBlockStatic, decodeBlock, genesisBlock, headerVerifyItem, type Block, type BlockHeader } from '../ledger/block.js';
+import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
 import { applyBlockTxs, EMPTY_ACCOUNT, isEmptyAccount, touchedAccounts, type Account, type AccountKey, type AccountMap } from '../ledger/state.js';
@@ -72,7 +73,8 @@ export interface ChainEvents {
   'chain:head': (e: { head: BlockEntry; connected: Block[]; disconnected: Block[] }) => void;
   'chain:reorg': (e: ReorgEvent) => void;
   'block:invalid': (e: { hash: string; rule: string; message: string }) => void;
-  'chain:equivocation': (e: { slot: number; proposer: string; hashes: string[] }) => void;
+  /** A validator signed two blocks for one slot; `headers` are the signed header bytes (the proof). */
+  'chain:equivocation': (e: { slot: number; proposer: string; hashes: string[]; headers: Uint8Array[] }) => void;
 }
 
 export class ChainError extends Error {
@@ -133,6 +135,10 @@ export class Chain extends TypedEmitter<ChainEvents> {
   static async open(opts: ChainOptions): Promise<Chain> {
     const c = new Chain(opts);
     await c.#init();
+    // A stored block whose head switch never completed (a failed write, or a crash between storing the block
+    // and switching to it) may be a better tip than the stored head: apply fork choice now, not only when the
+    // next block arrives (which, for an isolated node, may be never). Found by the simulator (storage faults).
+    await c.#lock.run(() => c.#chooseHead());
     return c;
   }
 
@@ -385,15 +391,43 @@ export class Chain extends TypedEmitter<ChainEvents> {
     const h = block.header;
     const same = this.#bySlot.get(h.slot) ?? [];
     if (same.length < 2) return;
-    // Two different signed blocks for one slot: both headers together are the evidence.
-    const ops: BatchOp[] = [];
+    const headers: BlockHeader[] = [];
     for (const other of same) {
       const b = other === h.hashHex ? block : await this.getBlock(other);
-      if (b) ops.push({ type: 'put', key: layout.evidence(h.slot, h.proposer, b.header.hash), value: b.header.bytes });
+      if (b) headers.push(b.header);
     }
-    await this.db.batch(ops);
-    this.log.warn('equivocation: validator signed two blocks for one slot', { slot: h.slot, proposer: toHex(h.proposer), blocks: same });
-    this.emit('chain:equivocation', { slot: h.slot, proposer: toHex(h.proposer), hashes: [...same] });
+    await this.#recordEquivocation(headers);
+  }
+
+  /** Both headers together are the evidence; persisted in keyspace 'q' and announced. */
+  async #recordEquivocation(headers: BlockHeader[]): Promise<void> {
+    const h = headers[0]!;
+    await this.db.batch(headers.map((x) => ({ type: 'put' as const, key: layout.evidence(x.slot, x.proposer, x.hash), value: x.bytes })));
+    const hashes = headers.map((x) => x.hashHex);
+    this.log.warn('equivocation: validator signed two blocks for one slot', { slot: h.slot, proposer: toHex(h.proposer), blocks: hashes });
+    this.emit('chain:equivocation', { slot: h.slot, proposer: toHex(h.proposer), hashes, headers: headers.map((x) => x.bytes) });
+  }
+
+  /**
+   * Equivocation evidence from a peer: two headers signed by the slot's validator for the same slot. Checked
+   * without any state (chain, schedule, both signatures). Returns 'known' if both were on record already.
+   */
+  addEvidence(a: BlockHeader, b: BlockHeader): Promise<'new' | 'known'> {
+    return this.#lock.run(async () => {
+      if (a.hashHex === b.hashHex || a.slot !== b.slot || !bytesEqual(a.proposer, b.proposer)) {
+        throw new RuleError('malformed', 'evidence must be two different headers of one proposer for one slot');
+      }
+      for (const x of [a, b]) {
+        if (x.chainId !== this.genesis.chainId) throw new RuleError('wrong_chain', `evidence header for chain "${x.chainId}"`);
+        if (!bytesEqual(x.proposer, proposerFor(this.genesis, x.slot))) throw new RuleError('wrong_proposer', `slot ${x.slot} does not belong to this proposer`);
+      }
+      const ok = await this.verifier.verifyBatch([headerVerifyItem(a), headerVerifyItem(b)]);
+      if (!ok[0] || !ok[1]) throw new RuleError('bad_signature', 'evidence header signature');
+      const stored = await this.db.getMany([layout.evidence(a.slot, a.proposer, a.hash), layout.evidence(b.slot, b.proposer, b.hash)]);
+      if (stored[0] && stored[1]) return 'known';
+      await this.#recordEquivocation([a, b]);
+      return 'new';
+    });
   }
 
   /** Best candidate head among tips that are not (descendants of) invalid blocks. */

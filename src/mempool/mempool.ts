@@ -164,7 +164,17 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     }
     const result = await this.#lock.run(() => this._admit(tx, opts.persist !== false));
     if (result.status === 'duplicate') return this.#duplicate(tx.idHex);
-    await this.#persisting.get(tx.idHex);
+    try {
+      await this.#persisting.get(tx.idHex);
+    } catch (e) {
+      // Not on disk, so not acknowledged: roll the admission back, or a resubmission would be answered
+      // "duplicate" for a transaction that a crash then loses.
+      await this.#lock.run(async () => {
+        const entry = this.#byId.get(tx.idHex);
+        if (entry && entry.tx === tx) this.#remove(entry, 'stale');
+      });
+      throw e;
+    }
     this.emit('tx:accepted', tx);
     return result;
   }
@@ -324,8 +334,9 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
         try {
           await this.add(tx);
         } catch (e) {
-          if (!(e instanceof RuleError)) throw e;
-          this.#log.debug('transaction of an abandoned block not returned to the mempool', { id: tx.idHex, rule: e.rule });
+          // One failure (a rule, or an I/O error) must not drop the rest of the abandoned transactions.
+          if (e instanceof RuleError) this.#log.debug('transaction of an abandoned block not returned to the mempool', { id: tx.idHex, rule: e.rule });
+          else this.#log.warn('could not return a transaction of an abandoned block to the mempool', { id: tx.idHex, error: e });
         }
       }
     }

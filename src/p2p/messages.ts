@@ -20,6 +20,8 @@
  *  11    BLOCKS      reqId, [blockBytes…]                                                       frame maximum
  *  12    GET_ADDR    —                                                                                  64 B
  *  13    ADDR        [ws://host:port …] (≤ 64)                                                      16 KiB
+ *  14    EVIDENCE    headerA, headerB: two signed headers of one validator for one slot             2 KiB
+ *                    (equivocation proof: verifiable without state, relayed once per slot+proposer)
  */
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from '../encoding/canonical.js';
 
@@ -27,7 +29,7 @@ export const PROTOCOL_VERSION = 1;
 
 export const MSG = {
   HELLO: 0, AUTH: 1, STATUS: 2, TXS: 3, INV_TX: 4, GET_TX: 5, BLOCK: 6, INV_BLOCK: 7,
-  GET_HASHES: 8, HASHES: 9, GET_BLOCKS: 10, BLOCKS: 11, GET_ADDR: 12, ADDR: 13,
+  GET_HASHES: 8, HASHES: 9, GET_BLOCKS: 10, BLOCKS: 11, GET_ADDR: 12, ADDR: 13, EVIDENCE: 14,
 } as const;
 
 export const MAX_TXS_PER_MSG = 1024;
@@ -51,7 +53,8 @@ export type Message =
   | { type: typeof MSG.GET_BLOCKS; reqId: number; hashes: Uint8Array[] }
   | { type: typeof MSG.BLOCKS; reqId: number; blocks: Uint8Array[] }
   | { type: typeof MSG.GET_ADDR }
-  | { type: typeof MSG.ADDR; addrs: string[] };
+  | { type: typeof MSG.ADDR; addrs: string[] }
+  | { type: typeof MSG.EVIDENCE; headerA: Uint8Array; headerB: Uint8Array };
 
 export class ProtocolError extends Error {
   readonly rule: 'malformed_frame' | 'unknown_type' | 'oversized';
@@ -69,7 +72,7 @@ export function sizeLimits(maxBlockBytes: number): Record<number, number> {
     [MSG.HELLO]: 1024, [MSG.AUTH]: 256, [MSG.STATUS]: 256, [MSG.TXS]: 2 * 1024 * 1024,
     [MSG.INV_TX]: 192 * 1024, [MSG.GET_TX]: 192 * 1024, [MSG.BLOCK]: maxBlockBytes + 64 * 1024, [MSG.INV_BLOCK]: 256,
     [MSG.GET_HASHES]: 4096, [MSG.HASHES]: 160 * 1024, [MSG.GET_BLOCKS]: 8192, [MSG.BLOCKS]: frameMax,
-    [MSG.GET_ADDR]: 64, [MSG.ADDR]: 16 * 1024,
+    [MSG.GET_ADDR]: 64, [MSG.ADDR]: 16 * 1024, [MSG.EVIDENCE]: 2048,
   };
 }
 
@@ -94,6 +97,7 @@ export function encodeMessage(m: Message): Uint8Array {
     case MSG.BLOCKS: v = [m.type, m.reqId, m.blocks]; break;
     case MSG.GET_ADDR: v = [m.type]; break;
     case MSG.ADDR: v = [m.type, m.addrs]; break;
+    case MSG.EVIDENCE: v = [m.type, m.headerA, m.headerB]; break;
   }
   return encodeCanonical(v, 64);
 }
@@ -124,7 +128,7 @@ export function decodeMessage(frame: Uint8Array, limits: Record<number, number>)
   if (frame.length === 0) bad('empty frame');
   // Cheap pre-check of the type byte so an oversized frame is refused before it is parsed.
   const t0 = frame[0]! >= 0x90 && frame[0]! <= 0x9f && frame.length > 1 ? frame[1]! : -1;
-  if (t0 >= 0 && t0 <= 13 && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
+  if (t0 >= 0 && t0 <= 14 && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
   let v: unknown;
   try {
     // Canonical only: the one encoding encodeMessage writes (no non-minimal integers or lengths, floats, maps or
@@ -156,6 +160,7 @@ export function decodeMessage(frame: Uint8Array, limits: Record<number, number>)
     case MSG.BLOCKS: arity(3); return { type, reqId: uint(f[1], 'reqId'), blocks: list(f[2], 'blocks', MAX_GET_BLOCKS, anyBytes) };
     case MSG.GET_ADDR: arity(1); return { type };
     case MSG.ADDR: arity(2); return { type, addrs: list(f[1], 'addrs', MAX_ADDRS, (x, w) => str(x, w, 200)) };
+    case MSG.EVIDENCE: arity(3); return { type, headerA: bytes(f[1], 'headerA'), headerB: bytes(f[2], 'headerB') };
   }
   throw new ProtocolError('unknown_type', `unknown message type ${String(type)}`);
 }

@@ -14,7 +14,7 @@
 import { fromHex, toHex } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectSafeUint, expectString } from '../encoding/canonical.js';
 import type { Chain } from '../chain/chain.js';
-import { decodeBlock, type Block } from '../ledger/block.js';
+import { decodeBlock, decodeHeader, type Block } from '../ledger/block.js';
 import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
 import { decodeTx, type Tx } from '../ledger/tx.js';
 import type { Mempool } from '../mempool/mempool.js';
@@ -101,6 +101,8 @@ export class Network extends TypedEmitter<NetEvents> {
   readonly #rejectedTxs = new LruSet<string>(50_000);
   /** Transactions seen valid (admitted or confirmed): announcements of them are not fetched again. */
   readonly #seenTxs = new LruSet<string>(200_000);
+  /** Equivocations (slot:proposer) whose evidence we already relayed. */
+  readonly #seenEvidence = new LruSet<string>(10_000);
   readonly #txInflight = new Map<string, { peer: Peer; at: number; alternates: Peer[] }>();
   readonly #blockInflight = new Set<string>();
   /** Blocks whose parent we lack, by hash (insertion order = age; bounded by limits.orphanLimit). */
@@ -161,6 +163,7 @@ export class Network extends TypedEmitter<NetEvents> {
     this.#unsubscribe.push(
       chain.on('chain:head', ({ head }) => this.#broadcast({ type: MSG.STATUS, headHeight: head.height, headHash: head.hash, headSlot: head.slot })),
       mempool.on('tx:accepted', (tx) => { this.#seenTxs.add(tx.idHex); this.#queueTx(tx); }),
+      chain.on('chain:equivocation', (e) => this.#relayEvidence(e.slot, e.proposer, e.headers)),
       chain.on('block:connected', (b) => {
         for (const tx of b.txs) this.#seenTxs.add(tx.idHex);
         this.#adoptOrphans(b.header.hashHex);
@@ -397,6 +400,7 @@ export class Network extends TypedEmitter<NetEvents> {
       case MSG.ADDR:
         for (const a of m.addrs) this.addrBook.add(a, this.#o.clock.now());
         return;
+      case MSG.EVIDENCE: return this.#enqueue(peer, () => this.#onEvidence(peer, m.headerA, m.headerB));
     }
   }
 
@@ -626,7 +630,13 @@ export class Network extends TypedEmitter<NetEvents> {
     const chain = this.#o.chain;
     const hex = b.header.hashHex;
     from.knownBlocks.add(hex);
-    if (chain.hasBlock(hex)) { if (gossip) this.stats.duplicateBlockBodies++; return 'known'; }
+    if (chain.hasBlock(hex)) {
+      // Honest nodes relay only blocks they fully validated, so sending one we found invalid is misbehaviour.
+      const bad = chain.isInvalid(hex);
+      if (bad) { this.penalize(from, 'invalid_block', `re-sent block ${hex.slice(0, 16)} already found invalid (${bad})`); return 'invalid'; }
+      if (gossip) this.stats.duplicateBlockBodies++;
+      return 'known';
+    }
     try {
       const r = await chain.addBlock(b);
       if (r.status === 'orphan') {
@@ -636,14 +646,41 @@ export class Network extends TypedEmitter<NetEvents> {
         return 'orphan';
       }
       if (r.status === 'duplicate') return 'known';
-      // Relay only what validated, and only near the tip (bulk sync does not re-broadcast history).
-      if (b.header.height + 2 >= chain.head.height) this.relayBlock(b, from);
+      // Relay only what we fully validated (connected to our best chain), and only near the tip (bulk sync
+      // does not re-broadcast history). A side-branch block passed only the stateless checks: relaying it could
+      // pass on a state-invalid block in good faith, for which peers rightly penalise the sender. Peers that
+      // need a side branch fetch it by sync.
+      if (r.status !== 'side' && b.header.height + 2 >= chain.head.height) this.relayBlock(b, from);
       return 'accepted';
     } catch (e) {
       if (!(e instanceof RuleError)) throw e;
       if (e.rule === 'future_slot') return 'later';
       if (isProvablyInvalid(e.rule) || e.rule === 'known_invalid') this.penalize(from, 'invalid_block', e.message);
       return 'invalid';
+    }
+  }
+
+  /** Evidence travels as two signed headers, verifiable without state: relay it to every peer once. */
+  #relayEvidence(slot: number, proposer: string, headers: Uint8Array[]): void {
+    const key = `${slot}:${proposer}`;
+    if (this.#seenEvidence.has(key) || headers.length < 2) return;
+    this.#seenEvidence.add(key);
+    for (const p of this.readyPeers()) this.#send(p, { type: MSG.EVIDENCE, headerA: headers[0]!, headerB: headers[1]! }, true);
+  }
+
+  async #onEvidence(peer: Peer, a: Uint8Array, b: Uint8Array): Promise<void> {
+    let ha, hb;
+    try {
+      ha = decodeHeader(a);
+      hb = decodeHeader(b);
+    } catch (e) {
+      return this.penalize(peer, 'protocol', `evidence: ${(e as Error).message}`);
+    }
+    try {
+      await this.#o.chain.addEvidence(ha, hb); // 'new' is announced by the chain's event, which relays it
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+      this.penalize(peer, 'invalid_block', `forged equivocation evidence: ${e.message}`);
     }
   }
 

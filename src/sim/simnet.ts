@@ -72,6 +72,11 @@ export class SimNet {
   defaults: LinkFaults = HEALTHY;
   framesSent = 0;
   framesDropped = 0;
+  /**
+   * A lying sender (the simulator's byzantine nodes): may rewrite a frame per recipient before it is sent.
+   * Called for every frame; must be deterministic. Unset = every node tells every peer the same thing.
+   */
+  intercept: ((from: string, to: string, frame: Uint8Array) => Uint8Array) | undefined;
   bytesSent = 0;
 
   constructor(readonly clock: ManualClock, readonly rng: Prng) {}
@@ -132,6 +137,7 @@ export class SimNet {
   }
 
   deliver(c: SimConn, frame: Uint8Array): void {
+    if (this.intercept) frame = this.intercept(c.from, c.to, frame);
     this.framesSent++;
     this.bytesSent += frame.length;
     const f = this.linkFaults(c.from, c.to);

@@ -8,13 +8,18 @@
  * lost; issued batches are atomic, as in LevelDB) and cuts its connections; a restart opens a new node on
  * the same store. Invariants are checked during and after the run; a violation names the seed to replay.
  */
+import { Chain } from '../chain/chain.js';
 import { encodeAddress } from '../encoding/address.js';
+import { encodeCanonical } from '../encoding/canonical.js';
 import { toHex, utf8 } from '../encoding/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { getPublicKey } from '../crypto/ed25519.js';
 import { genesisFromJson, DEFAULT_PARAMS, type Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
-import { signTx, type Tx } from '../ledger/tx.js';
+import { decodeTx, signTx, type Tx } from '../ledger/tx.js';
+import { proposerFor } from '../ledger/schedule.js';
+import { layout } from '../storage/layout.js';
+import { bytesEqual } from '../encoding/bytes.js';
 import { MeshNode } from '../node/node.js';
 import type { KeyPair } from '../node/keyfile.js';
 import type { BatchOp, KV } from '../storage/kv.js';
@@ -22,9 +27,10 @@ import { ManualClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { silentLogger, createLogger, type Logger } from '../util/log.js';
 import { Prng } from './prng.js';
 import { SimNet } from './simnet.js';
+import { ByzantineBehaviour } from './byzantine.js';
 
-export type FaultProfile = 'none' | 'lossy' | 'partition' | 'crash' | 'chaos';
-export const FAULT_PROFILES: FaultProfile[] = ['none', 'lossy', 'partition', 'crash', 'chaos'];
+export type FaultProfile = 'none' | 'lossy' | 'partition' | 'crash' | 'chaos' | 'byzantine' | 'storage' | 'churn';
+export const FAULT_PROFILES: FaultProfile[] = ['none', 'lossy', 'partition', 'crash', 'chaos', 'byzantine', 'storage', 'churn'];
 
 export interface SimOptions {
   seed: number;
@@ -37,7 +43,28 @@ export interface SimOptions {
   /** Slots at the end with faults cleared and no new load, for convergence. */
   drainSlots?: number;
   log?: boolean;
+  /** Byzantine validators (the last K nodes). Default 0; profile 'byzantine' makes it 1. */
+  byzantine?: number;
+  /** Probability that a store write (put/del/batch) fails with an I/O error. Profile 'storage': 0.02. */
+  failWrites?: number;
+  /** Probability that a node whose write failed crashes at the next slot (and restarts from its store). */
+  crashOnWriteFailure?: number;
+  /** Honest nodes (never node 0) that start only at `lateJoinSlot`, with an empty store. Profile 'churn': 1. */
+  lateJoiners?: number;
+  lateJoinSlot?: number;
+  /** Honest nodes that leave at a third of the run and stay away until the drain. Profile 'churn': 1. */
+  leavers?: number;
 }
+
+/** The error a failing simulated disk gives. */
+export class SimIOError extends Error {
+  constructor(op: string) {
+    super(`sim: injected I/O error (${op})`);
+    this.name = 'SimIOError';
+  }
+}
+
+export type TxFate = 'confirmed' | 'conflict-confirmed' | 'replaced' | 'evicted' | 'stale' | 'unaffordable';
 
 export class InvariantError extends Error {
   constructor(readonly seed: number, message: string) {
@@ -75,14 +102,26 @@ class NodeClock implements Clock {
 /** A store view for one node incarnation: after kill(), operations never complete (the process is gone). */
 class NodeStore implements KV {
   #alive = true;
-  constructor(private readonly db: KV) {}
+  /** Write-failure probability (0 = a healthy disk); a failed write changes nothing (LevelDB batches are atomic). */
+  failRate = 0;
+  failures = 0;
+  constructor(private readonly db: KV, private readonly rng?: Prng, private readonly onFail?: (op: string) => void) {}
   kill(): void { this.#alive = false; }
   #gate<T>(op: () => Promise<T>): Promise<T> { return this.#alive ? op() : new Promise<T>(() => {}); }
+  #write(name: string, op: () => Promise<void>): Promise<void> {
+    if (!this.#alive) return new Promise<void>(() => {});
+    if (this.failRate > 0 && this.rng!.chance(this.failRate)) {
+      this.failures++;
+      this.onFail?.(name);
+      return Promise.reject(new SimIOError(name));
+    }
+    return op();
+  }
   get(k: Uint8Array) { return this.#gate(() => this.db.get(k)); }
   getMany(k: Uint8Array[]) { return this.#gate(() => this.db.getMany(k)); }
-  put(k: Uint8Array, v: Uint8Array) { return this.#gate(() => this.db.put(k, v)); }
-  del(k: Uint8Array) { return this.#gate(() => this.db.del(k)); }
-  batch(ops: BatchOp[]) { return this.#gate(() => this.db.batch(ops)); }
+  put(k: Uint8Array, v: Uint8Array) { return this.#write('put', () => this.db.put(k, v)); }
+  del(k: Uint8Array) { return this.#write('del', () => this.db.del(k)); }
+  batch(ops: BatchOp[]) { return this.#write('batch', () => this.db.batch(ops)); }
   iterator(o: Parameters<KV['iterator']>[0]) { return this.db.iterator(o); }
   async close(): Promise<void> { /* the underlying store outlives incarnations */ }
 }
@@ -97,6 +136,15 @@ interface SimNodeState {
   clock: NodeClock | undefined;
   store: NodeStore | undefined;
   crashes: number;
+  honest: boolean;
+  /** First slot at which a down node may start again (late joiners: their join slot). */
+  downUntil: number;
+  /** Set when a write failed and the node is to crash (like a process exiting on an I/O error). */
+  crashPending: boolean;
+  /** Slot of this node's last failed write (-inf if none). */
+  lastIoFailSlot: number;
+  /** A write failed and the chain has not switched head since: its head may trail a stored better tip. */
+  ioLag: boolean;
 }
 
 export interface SimResult {
@@ -106,8 +154,9 @@ export interface SimResult {
   slots: number;
   realMs: number;
   slotsPerSecond: number;
-  txs: { submitted: number; acknowledged: number; confirmed: number; rejected: number };
-  faults: { crashes: number; partitions: number; framesDropped: number };
+  txs: { submitted: number; acknowledged: number; confirmed: number; rejected: number; conflicts: number; retried: number; fates: Record<TxFate, number> };
+  faults: { crashes: number; partitions: number; framesDropped: number; writeFailures: number; lagAfterIoFail: number; storageCrashes: number; lateJoins: number; leaves: number };
+  byzantine: { nodes: number; actions: Record<string, number>; equivocations: number; equivocationsSeenBoth: number; evidenceRecorded: number; invalidBlocks: number; invalidRejected: number; bans: number };
   reorgs: number;
 }
 
@@ -120,17 +169,45 @@ export class Simulation {
   readonly nodes: SimNodeState[] = [];
   readonly accounts: KeyPair[];
   readonly log: Logger;
+  readonly byz: ByzantineBehaviour | undefined;
+  /** Draws for injected write failures: a stream of its own, so disk faults do not shift the workload. */
+  readonly #ioRng: Prng;
   #trace: Uint8Array = new Uint8Array(32);
   #nextNonce = new Map<string, bigint>();
-  readonly acknowledged = new Map<string, Tx>();
-  #stats = { submitted: 0, rejected: 0, crashes: 0, partitions: 0, reorgs: 0 };
+  /** Every acknowledged transaction and the node that acknowledged it. */
+  readonly acknowledged = new Map<string, { tx: Tx; node: number }>();
+  /** 'tx:removed' reasons per node: `${node}:${txid}` → reasons. */
+  readonly #removed = new Map<string, Set<string>>();
+  /** Submissions that failed with an I/O error: the client retries them (same bytes) at some node. */
+  #retry: Tx[] = [];
+  /** Transactions that were in a block some node abandoned in a reorg (diagnostics). */
+  readonly #abandoned = new Set<string>();
+  /** Submissions that failed with an I/O error, by node; and those a node then acknowledged as 'duplicate'. */
+  readonly #ioFailedAt = new Map<string, Set<number>>();
+  readonly #ackAfterIoFail = new Set<string>();
+  #ioFaults = false;
+  #stats = { submitted: 0, rejected: 0, crashes: 0, partitions: 0, reorgs: 0, conflicts: 0, retried: 0, storageCrashes: 0, writeFailures: 0, lagAfterIoFail: 0, lateJoins: 0, leaves: 0, invalidRejected: 0, bans: 0 };
+  #fates: Record<TxFate, number> = { confirmed: 0, 'conflict-confirmed': 0, replaced: 0, evicted: 0, stale: 0, unaffordable: 0 };
 
   constructor(opts: SimOptions) {
-    this.o = { slotMs: 1000, load: 2, drainSlots: 30, log: false, ...opts };
+    const prof = opts.faults;
+    this.o = {
+      slotMs: 1000, load: 2, drainSlots: 30, log: false,
+      byzantine: prof === 'byzantine' ? 1 : 0,
+      failWrites: prof === 'storage' ? 0.02 : 0,
+      crashOnWriteFailure: 0.5,
+      lateJoiners: prof === 'churn' ? 1 : 0,
+      lateJoinSlot: Math.max(1, Math.floor(opts.slots / 5)),
+      leavers: prof === 'churn' ? 1 : 0,
+      ...Object.fromEntries(Object.entries(opts).filter(([, v]) => v !== undefined)),
+    } as Required<SimOptions>;
+    if (this.o.byzantine >= opts.nodes) throw new Error('at least one validator must be honest (byzantine < nodes)');
+    if (this.o.lateJoiners + this.o.leavers > Math.max(0, opts.nodes - 1 - this.o.byzantine)) throw new Error('not enough honest nodes besides node 0 for the late joiners and leavers');
     this.rng = new Prng(opts.seed);
     const genesisTime = 1_800_000_000_000;
     this.clock = new ManualClock(genesisTime - 500);
     this.net = new SimNet(this.clock, this.rng.fork());
+    this.#ioRng = this.rng.fork();
     this.log = this.o.log ? createLogger({ level: 'info', format: 'pretty', now: () => this.clock.now() }) : silentLogger;
     const key = (label: string, i: number): KeyPair => {
       const secretKey = sha256(utf8(`meshledger-sim:${opts.seed}:${label}:${i}`));
@@ -147,9 +224,20 @@ export class Simulation {
       params: { minFee: p.minFee.toString(), maxBlockTxs: p.maxBlockTxs, maxBlockBytes: p.maxBlockBytes, maxMemoBytes: p.maxMemoBytes, maxClockDriftMs: p.maxClockDriftMs, decimals: p.decimals, symbol: p.symbol },
     });
     for (let i = 0; i < opts.nodes; i++) {
-      this.nodes.push({ index: i, addr: `ws://node${i}.sim:30400`, key: validators[i]!, nodeKey: key('node', i), db: undefined as unknown as KV, node: undefined, clock: undefined, store: undefined, crashes: 0 });
+      const honest = i < opts.nodes - this.o.byzantine;
+      this.nodes.push({ index: i, addr: `ws://node${i}.sim:30400`, key: validators[i]!, nodeKey: key('node', i), db: undefined as unknown as KV, node: undefined, clock: undefined, store: undefined, crashes: 0, honest, downUntil: 0, crashPending: false, lastIoFailSlot: -Infinity, ioLag: false });
+    }
+    // Late joiners: the honest nodes right after node 0 (they bootstrap from node 0, like everyone).
+    for (let i = 1; i <= this.o.lateJoiners; i++) this.nodes[i]!.downUntil = this.o.lateJoinSlot;
+    if (this.o.byzantine > 0) {
+      this.byz = new ByzantineBehaviour(this.rng.fork(), this.genesis.params.maxBlockBytes, key('junk', 0));
+      this.net.intercept = this.byz.intercept;
     }
   }
+
+  #slotNow(): number { return Math.floor((this.clock.now() - this.genesis.genesisTime) / this.o.slotMs); }
+
+  get honestNodes(): SimNodeState[] { return this.nodes.filter((n) => n.honest); }
 
   #traceEvent(s: string): void {
     this.#trace = sha256(new Uint8Array([...this.#trace, ...utf8(s)]));
@@ -161,17 +249,43 @@ export class Simulation {
       n.db = await openMemory();
     }
     n.clock = new NodeClock(this.clock);
-    n.store = new NodeStore(n.db);
+    n.store = new NodeStore(n.db, this.#ioRng, (op) => {
+      this.#stats.writeFailures++;
+      n.lastIoFailSlot = this.#slotNow();
+      n.ioLag = true;
+      this.#traceEvent(`${this.clock.now()}|iofail|${n.index}|${op}`);
+      if (this.#ioRng.chance(this.o.crashOnWriteFailure)) n.crashPending = true;
+    });
     const store = n.store;
     n.node = await MeshNode.start(
       { datadir: `/sim/${n.index}`, genesis: this.genesis, key: n.key, p2p: { host: 'sim', port: 30400 }, advertise: n.addr, bootnodes: n.index === 0 ? [] : [this.nodes[0]!.addr] },
       { log: this.log.child({ node: n.index }), clock: n.clock, random: this.rng.fork(), openStore: async () => store, transport: this.net.transport(n.addr), nodeKey: n.nodeKey },
     );
+    // A byzantine node's own production is done by the simulator (ByzantineBehaviour.act), not its Producer.
+    if (!n.honest) n.node.producer?.stop();
+    // Chain.open keeps the stored head even when a better stored tip exists (a head switch that a failed
+    // write or the crash cut off): the head catches up when the next block arrives. Tolerated until then.
+    if (n.crashes > 0) n.ioLag = true;
+    // Disk faults start once the node is up (a node that cannot even open its store is another scenario).
+    store.failRate = this.#ioFaults ? this.o.failWrites : 0;
     const node = n.node;
     node.chain.on('chain:head', ({ head, disconnected }) => {
       if (disconnected.length) this.#stats.reorgs++;
+      n.ioLag = false;
+      for (const blk of disconnected) for (const t of blk.txs) this.#abandoned.add(t.idHex);
       this.#traceEvent(`${this.clock.now()}|${n.index}|${head.height}|${head.hashHex}`);
     });
+    node.mempool.on('tx:removed', ({ tx, reason }) => {
+      if (reason === 'included') return;
+      const k = `${n.index}:${tx.idHex}`;
+      const set = this.#removed.get(k) ?? new Set<string>();
+      set.add(reason);
+      this.#removed.set(k, set);
+    });
+    if (n.honest && this.byz) {
+      node.chain.on('block:invalid', ({ hash }) => { if (this.byz!.corrupted.has(hash)) this.#stats.invalidRejected++; });
+      node.network?.on('peer:banned', () => { this.#stats.bans++; });
+    }
   }
 
   async #crash(n: SimNodeState): Promise<void> {
@@ -212,35 +326,118 @@ export class Simulation {
     await this.#settle();
   }
 
+  /** Submit one transaction to one node: true if acknowledged. I/O errors go to the client's retry queue. */
+  async #send(target: SimNodeState, tx: Tx, mustReject: string | undefined): Promise<boolean> {
+    try {
+      const res = await target.node!.mempool.add(tx);
+      if (res.status === 'duplicate' && this.#ioFailedAt.get(tx.idHex)?.has(target.index)) this.#ackAfterIoFail.add(tx.idHex);
+      if (mustReject) throw new InvariantError(this.o.seed, `node ${target.index} acknowledged an invalid transaction (${mustReject})`);
+      if (!this.acknowledged.has(tx.idHex)) this.acknowledged.set(tx.idHex, { tx, node: target.index });
+      return true;
+    } catch (e) {
+      if (e instanceof InvariantError) throw e;
+      if (e instanceof SimIOError && !mustReject) {
+        this.#retry.push(tx);
+        const set = this.#ioFailedAt.get(tx.idHex) ?? new Set<number>();
+        this.#ioFailedAt.set(tx.idHex, set.add(target.index));
+        return false;
+      }
+      if (e instanceof SimIOError) return false;
+      if (!(e instanceof RuleError)) throw e;
+      this.#stats.rejected++;
+      return false;
+    }
+  }
+
   async #submit(): Promise<void> {
-    const up = this.nodes.filter((n) => n.node);
+    const up = this.nodes.filter((n) => n.node && n.honest);
     if (!up.length) return;
     const from = this.rng.pick(this.accounts);
     const to = this.rng.pick(this.accounts);
     const k = from.address;
     const nonce = this.#nextNonce.get(k) ?? 0n;
     const kind = this.rng.int(20);
-    // Mostly valid transfers; some invalid ones that must be rejected and never confirmed.
-    const chainId = kind === 0 ? 'another-chain' : this.genesis.chainId;
-    const fee = kind === 1 ? 0n : 1n + BigInt(this.rng.int(5));
-    const tx = signTx({ chainId, from: from.publicKey, to: to.publicKey, amount: 1n + BigInt(this.rng.int(1000)), fee, nonce, memo: '' }, from.secretKey);
+    const g = this.genesis;
+    const amount = 1n + BigInt(this.rng.int(1000));
+    const fee = 1n + BigInt(this.rng.int(5));
+    const base = { chainId: g.chainId, from: from.publicKey, to: to.publicKey, amount, fee, nonce, memo: '' };
     const target = this.rng.pick(up);
     this.#stats.submitted++;
-    try {
-      await target.node!.mempool.add(tx);
-      if (kind <= 1) throw new InvariantError(this.o.seed, `node ${target.index} acknowledged an invalid transaction (${kind === 0 ? 'wrong chain' : 'zero fee'})`);
-      this.acknowledged.set(tx.idHex, tx);
-      this.#nextNonce.set(k, nonce + 1n);
-    } catch (e) {
-      if (e instanceof InvariantError) throw e;
-      if (!(e instanceof RuleError)) throw e;
-      this.#stats.rejected++;
+    // Invalid transactions: each must be refused by the node it is sent to, and never confirmed.
+    if (kind <= 4) {
+      let tx: Tx;
+      let why: string;
+      if (kind === 0) { tx = signTx({ ...base, chainId: 'another-chain' }, from.secretKey); why = 'wrong chain'; }
+      else if (kind === 1) { tx = signTx({ ...base, fee: 0n }, from.secretKey); why = 'zero fee'; }
+      else if (kind === 2) {
+        const good = signTx(base, from.secretKey);
+        const sig = new Uint8Array(good.signature);
+        sig[7]! ^= 0x40;
+        tx = decodeTx(encodeCanonical([1, base.chainId, base.from, base.to, base.amount, base.fee, base.nonce, base.memo, sig]));
+        why = 'bad signature';
+      } else if (kind === 3) { tx = signTx({ ...base, amount: 5_000_000_000_000n }, from.secretKey); why = 'insufficient funds'; }
+      else { tx = signTx({ ...base, nonce: nonce + 64n + BigInt(this.rng.int(100)) }, from.secretKey); why = 'nonce too far ahead'; }
+      await this.#send(target, tx, why);
+      return;
+    }
+    if (kind <= 6 && up.length >= 1) {
+      // Conflicting pair: same sender and nonce, different recipients and fees, sent to different nodes.
+      this.#stats.conflicts++;
+      const other = this.rng.pick(up.length > 1 ? up.filter((n) => n !== target) : up);
+      const to2 = this.rng.pick(this.accounts.filter((a) => a !== to));
+      const t1 = signTx(base, from.secretKey);
+      const t2 = signTx({ ...base, to: to2.publicKey, fee: 1n + BigInt(this.rng.int(5)) }, from.secretKey);
+      const a = await this.#send(target, t1, undefined);
+      const b = await this.#send(other, t2, undefined);
+      if (a || b || this.#retry.includes(t1) || this.#retry.includes(t2)) this.#nextNonce.set(k, nonce + 1n);
+      return;
+    }
+    const tx = signTx(base, from.secretKey);
+    const ok = await this.#send(target, tx, undefined);
+    // A failed write leaves the client unsure: it retries the same transaction, so the nonce is used.
+    if (ok || this.#retry.includes(tx)) this.#nextNonce.set(k, nonce + 1n);
+  }
+
+  async #retrySubmissions(): Promise<void> {
+    const up = this.nodes.filter((n) => n.node && n.honest);
+    if (!up.length || !this.#retry.length) return;
+    const list = this.#retry.splice(0);
+    for (const tx of list) {
+      this.#stats.retried++;
+      await this.#send(this.rng.pick(up), tx, undefined);
     }
   }
 
   async #injectFaults(slot: number, faultEnd: number): Promise<void> {
+    // Storage faults: nodes whose write failed crash now, and come back from their store a little later.
+    for (const n of this.nodes) {
+      if (n.crashPending && n.node) {
+        n.crashPending = false;
+        await this.#crash(n);
+        n.downUntil = slot + 1 + this.rng.int(3);
+        this.#stats.storageCrashes++;
+      }
+      n.crashPending = false;
+    }
+    // Late joiners start on their slot, with an empty store: they must sync the whole chain.
+    for (const n of this.nodes) {
+      if (!n.node && n.downUntil === slot && n.crashes === 0 && !n.db && slot < faultEnd) {
+        await this.#start(n);
+        this.#stats.lateJoins++;
+        this.#traceEvent(`${this.clock.now()}|join|${n.index}`);
+      }
+    }
     const prof = this.o.faults;
-    if (prof === 'none' || slot >= faultEnd) return;
+    if (slot >= faultEnd) return;
+    // Leavers: honest nodes after the late joiners go away at a third of the run and return at the drain.
+    if (this.o.leavers > 0 && slot === Math.floor(faultEnd / 3)) {
+      for (let i = 0; i < this.o.leavers; i++) {
+        const n = this.nodes[1 + this.o.lateJoiners + i]!;
+        if (n.node) await this.#crash(n);
+        n.downUntil = faultEnd;
+        this.#stats.leaves++;
+      }
+    }
     const chaos = prof === 'chaos';
     if ((prof === 'lossy' || chaos) && slot === 5) {
       for (const a of this.nodes) for (const b of this.nodes) if (a !== b && this.rng.chance(0.5)) this.net.setLink(a.addr, b.addr, { loss: 0.1, dup: 0.05, jitterMs: 40 });
@@ -256,17 +453,37 @@ export class Simulation {
     if ((prof === 'partition' || chaos) && slot % 40 === 30) this.net.heal();
     if ((prof === 'crash' || chaos) && slot > 5 && this.rng.chance(0.08)) {
       const n = this.rng.pick(this.nodes);
-      if (n.node) await this.#crash(n);
+      if (n.node) { await this.#crash(n); n.downUntil = slot + 1; }
     }
-    if (prof === 'crash' || chaos) {
-      for (const n of this.nodes) if (!n.node && this.rng.chance(0.3)) await this.#start(n);
+    // Crashed nodes come back at random (never before their downUntil: leavers stay away, joiners wait).
+    for (const n of this.nodes) {
+      if (!n.node && n.db && slot >= n.downUntil && this.rng.chance(0.3)) await this.#start(n);
+    }
+  }
+
+  /** The byzantine nodes that own `slot` misbehave (or not). */
+  async #byzantineSlot(slot: number): Promise<void> {
+    if (!this.byz) return;
+    this.byz.expire(slot);
+    const owner = proposerFor(this.genesis, slot);
+    for (const n of this.nodes) {
+      if (n.honest || !n.node || !bytesEqual(owner, n.key.publicKey)) continue;
+      let action: string;
+      try {
+        action = await this.byz.act(n.node, n.addr, n.key, slot, this.honestNodes.map((h) => h.addr));
+      } catch (e) {
+        if (!(e instanceof SimIOError) && !(e instanceof RuleError)) throw e;
+        action = `failed:${e.message}`;
+      }
+      this.#traceEvent(`${this.clock.now()}|byz|${n.index}|${slot}|${action}`);
     }
   }
 
   /** Run the whole scenario and check the invariants. Throws InvariantError on a violation. */
   async run(): Promise<SimResult> {
     const started = performance.now();
-    for (const n of this.nodes) await this.#start(n);
+    this.#ioFaults = this.o.failWrites > 0;
+    for (const n of this.nodes) if (n.downUntil === 0) await this.#start(n);
     const g = this.genesis;
     const faultEnd = Math.max(0, this.o.slots - this.o.drainSlots);
     const loadEnd = Math.max(0, this.o.slots - Math.floor(this.o.drainSlots / 2));
@@ -274,21 +491,37 @@ export class Simulation {
       if (slot === faultEnd) {
         this.net.heal();
         this.net.clearLinkFaults();
+        this.#ioFaults = false;
+        for (const n of this.nodes) { n.crashPending = false; if (n.store) n.store.failRate = 0; }
         for (const n of this.nodes) if (!n.node) await this.#start(n);
       }
       await this.#injectFaults(slot, faultEnd);
-      if (slot < loadEnd) for (let i = 0; i < this.o.load; i++) await this.#submit();
+      await this.#byzantineSlot(slot);
+      if (slot < loadEnd) {
+        await this.#retrySubmissions();
+        for (let i = 0; i < this.o.load; i++) await this.#submit();
+      }
       await this.#checkForkChoice();
-      if (slot % 10 === 0) await this.#checkRunning();
+      if (slot % 10 === 0) { await this.#checkRunning(); await this.#checkByzantine(false); }
     });
     await this.#checkFinal();
     const realMs = performance.now() - started;
-    const heads = await Promise.all(this.nodes.map(async (n) => ({ height: n.node!.chain.head.height, hash: n.node!.chain.head.hashHex, stateRoot: toHex(n.node!.chain.stateRoot) })));
-    const confirmed = await this.#confirmedCount();
+    const honest = this.honestNodes;
+    const heads = await Promise.all(honest.map(async (n) => ({ height: n.node!.chain.head.height, hash: n.node!.chain.head.hashHex, stateRoot: toHex(n.node!.chain.stateRoot) })));
+    const byzStats = this.byz ? await this.#checkByzantine(true) : { seenBoth: 0, evidence: 0 };
     const result: SimResult = {
       seed: this.o.seed, traceHash: toHex(this.#trace), heads, slots: this.o.slots, realMs, slotsPerSecond: this.o.slots / (realMs / 1000),
-      txs: { submitted: this.#stats.submitted, acknowledged: this.acknowledged.size, confirmed, rejected: this.#stats.rejected },
-      faults: { crashes: this.#stats.crashes, partitions: this.#stats.partitions, framesDropped: this.net.framesDropped }, reorgs: this.#stats.reorgs,
+      txs: { submitted: this.#stats.submitted, acknowledged: this.acknowledged.size, confirmed: this.#fates.confirmed, rejected: this.#stats.rejected, conflicts: this.#stats.conflicts, retried: this.#stats.retried, fates: { ...this.#fates } },
+      faults: {
+        crashes: this.#stats.crashes, partitions: this.#stats.partitions, framesDropped: this.net.framesDropped,
+        writeFailures: this.#stats.writeFailures, lagAfterIoFail: this.#stats.lagAfterIoFail, storageCrashes: this.#stats.storageCrashes, lateJoins: this.#stats.lateJoins, leaves: this.#stats.leaves,
+      },
+      byzantine: {
+        nodes: this.o.byzantine, actions: { ...(this.byz?.counts ?? {}) }, equivocations: this.byz?.equivocations.length ?? 0,
+        equivocationsSeenBoth: byzStats.seenBoth, evidenceRecorded: byzStats.evidence, invalidBlocks: this.byz?.corrupted.size ?? 0,
+        invalidRejected: this.#stats.invalidRejected, bans: this.#stats.bans,
+      },
+      reorgs: this.#stats.reorgs,
     };
     for (const n of this.nodes) { n.clock?.kill(); n.node?.producer?.stop(); }
     return result;
@@ -299,10 +532,46 @@ export class Simulation {
     for (const n of this.nodes) {
       if (!n.node) continue;
       const c = n.node.chain;
-      const audit = await c.auditSupply();
-      if (audit.supply !== this.genesis.totalSupply) throw new InvariantError(this.o.seed, `node ${n.index}: supply ${audit.supply} ≠ genesis supply ${this.genesis.totalSupply} at height ${c.head.height}`);
-      if (audit.root !== toHex(c.stateRoot)) throw new InvariantError(this.o.seed, `node ${n.index}: stored accounts do not match the state root at height ${c.head.height}`);
+      // Under the chain lock: a head switch in flight must not be observed half-written.
+      await c.withHead(async () => {
+        const audit = await c.auditSupply();
+        if (audit.supply !== this.genesis.totalSupply) throw new InvariantError(this.o.seed, `node ${n.index}: supply ${audit.supply} ≠ genesis supply ${this.genesis.totalSupply} at height ${c.head.height}`);
+        if (audit.root !== toHex(c.stateRoot)) throw new InvariantError(this.o.seed, `node ${n.index}: stored accounts do not match the state root at height ${c.head.height}`);
+      });
     }
+  }
+
+  /**
+   * Byzantine invariants on every honest running node: no corrupted block on its best chain; every
+   * equivocation whose two blocks it stored has its evidence (both signed headers) in the evidence keyspace.
+   */
+  async #checkByzantine(final: boolean): Promise<{ seenBoth: number; evidence: number }> {
+    let seenBoth = 0;
+    let evidence = 0;
+    if (!this.byz) return { seenBoth, evidence };
+    for (const n of this.honestNodes) {
+      if (!n.node) continue;
+      const c = n.node.chain;
+      await c.withHead(async () => {
+        for (const [hash, what] of this.byz!.corrupted) {
+          if (c.isOnMain(hash)) throw new InvariantError(this.o.seed, `honest node ${n.index} adopted the invalid block ${hash.slice(0, 12)} (${what.kind}, slot ${what.slot}) on its best chain`);
+        }
+        for (const e of this.byz!.equivocations) {
+          if (!e.hashes.every((h) => c.hasBlock(h))) continue;
+          seenBoth++;
+          for (const h of e.hashes) {
+            const v = await n.db.get(layout.evidence(e.slot, fromHexKey(e.proposer), fromHexKey(h)));
+            if (!v) throw new InvariantError(this.o.seed, `honest node ${n.index} stored both blocks of the equivocation in slot ${e.slot} (${e.hashes.map((x) => x.slice(0, 12)).join(', ')}) but has no evidence for ${h.slice(0, 12)}`);
+          }
+          evidence++;
+        }
+      });
+    }
+    if (final && this.byz.equivocations.length > 0 && seenBoth === 0 && this.o.faults === 'byzantine') {
+      // Not an invariant of the chain (a banned byzantine node cannot deliver anything), only a note.
+      this.log.warn('no honest node saw both blocks of any equivocation');
+    }
+    return { seenBoth, evidence };
   }
 
   /**
@@ -317,44 +586,79 @@ export class Simulation {
       await c.withHead(async (head) => {
         for (const t of c.tips()) {
           const better = t.height > head.height || (t.height === head.height && Buffer.compare(Buffer.from(t.hash), Buffer.from(head.hash)) < 0);
-          if (better) throw new InvariantError(this.o.seed, `node ${n.index}: head ${head.hashHex.slice(0, 12)} at ${head.height} while tip ${t.hashHex.slice(0, 12)} at ${t.height} is better by the fork-choice rule`);
+          // A head switch whose write failed leaves the block stored and the head behind until the next block
+          // arrives (Chain._addBlock retries then; Chain.open on restart): tolerated until the next head change.
+          if (better && n.ioLag) { this.#stats.lagAfterIoFail++; continue; }
+          if (better) throw new InvariantError(this.o.seed, `node ${n.index}: head ${head.hashHex.slice(0, 12)} at ${head.height} while tip ${t.hashHex.slice(0, 12)} at ${t.height} is better by the fork-choice rule (slot ${this.#slotNow()}, last failed write in slot ${n.lastIoFailSlot})`);
         }
       });
     }
   }
 
-  /** After the drain: one chain, equal roots, every acknowledged transaction confirmed, nothing invalid on chain. */
+  /**
+   * After the drain: the honest nodes on one chain with equal roots; the chain replays validly from genesis
+   * on a fresh Chain; every acknowledged transaction has a stated fate; nonces sequential; nothing invalid.
+   */
   async #checkFinal(): Promise<void> {
     await this.#checkRunning();
-    const heads = this.nodes.map((n) => n.node!.chain.head);
+    await this.#checkByzantine(true);
+    const honest = this.honestNodes;
+    const heads = honest.map((n) => n.node!.chain.head);
     const minH = Math.min(...heads.map((h) => h.height));
     const at = Math.max(0, minH - 1);
-    const hashes = new Set(this.nodes.map((n) => n.node!.chain.mainHashAt(at)));
-    if (hashes.size !== 1) throw new InvariantError(this.o.seed, `nodes did not converge: ${hashes.size} different blocks at height ${at} (heads ${heads.map((h) => h.height).join(',')})`);
+    const hashes = new Set(honest.map((n) => n.node!.chain.mainHashAt(at)));
+    if (hashes.size !== 1) throw new InvariantError(this.o.seed, `honest nodes did not converge: ${hashes.size} different blocks at height ${at} (heads ${heads.map((h) => h.height).join(',')})`);
     const ref = this.nodes[0]!.node!.chain;
     const minProgress = Math.floor(this.o.slots / 4);
     if (minH < minProgress) throw new InvariantError(this.o.seed, `chain not live: min height ${minH} after ${this.o.slots} slots`);
-    const lost: string[] = [];
-    for (const [id] of this.acknowledged) if (!(await ref.getTxLocation(id))) lost.push(id);
-    if (lost.length) throw new InvariantError(this.o.seed, `${lost.length} acknowledged transaction(s) never confirmed, e.g. ${lost[0]}`);
-    // Nonces on the final chain are sequential per sender: every confirmed tx nonce equals its position.
+
+    // Independent replay: a fresh chain fed the reference best chain block by block must accept every block
+    // as a plain extension and end at the same head and state root.
+    const { openMemory } = await import('../storage/kv.js');
+    const fresh = await Chain.open({ db: await openMemory(), genesis: this.genesis, clock: new ManualClock(this.clock.now()) });
     const seen = new Map<string, bigint>();
+    const confirmedBySenderNonce = new Set<string>();
     for (let h = 1; h <= ref.head.height; h++) {
       const b = (await ref.getBlockAt(h))!;
+      let st: string;
+      try {
+        st = (await fresh.addBlock(b)).status;
+      } catch (e) {
+        throw new InvariantError(this.o.seed, `node 0's best chain does not replay: block ${b.header.hashHex.slice(0, 12)} at height ${h}: ${(e as Error).message}`);
+      }
+      if (st !== 'connected') throw new InvariantError(this.o.seed, `node 0's best chain does not replay: block at height ${h} was '${st}'`);
       for (const tx of b.txs) {
         if (tx.chainId !== this.genesis.chainId) throw new InvariantError(this.o.seed, `foreign-chain tx ${tx.idHex} at height ${h}`);
         const k = toHex(tx.from);
         const want = seen.get(k) ?? 0n;
+        // Nonces on the final chain are sequential per sender: every confirmed tx nonce equals its position.
         if (tx.nonce !== want) throw new InvariantError(this.o.seed, `nonce ${tx.nonce} of ${k.slice(0, 8)} at height ${h}, expected ${want}`);
         seen.set(k, want + 1n);
+        confirmedBySenderNonce.add(`${k}:${tx.nonce}`);
       }
     }
-  }
+    if (fresh.head.hashHex !== ref.head.hashHex || toHex(fresh.stateRoot) !== toHex(ref.stateRoot)) throw new InvariantError(this.o.seed, 'replaying node 0\'s best chain gives another head or state root');
 
-  async #confirmedCount(): Promise<number> {
-    const ref = this.nodes[0]!.node!.chain;
-    let n = 0;
-    for (const [id] of this.acknowledged) if (await ref.getTxLocation(id)) n++;
-    return n;
+    // Every acknowledged transaction has a fate: confirmed, a conflicting one (same sender and nonce)
+    // confirmed instead, or removed with a stated reason on the node that acknowledged it.
+    const lost: string[] = [];
+    for (const [id, { tx, node }] of this.acknowledged) {
+      let fate: TxFate | undefined;
+      if (await ref.getTxLocation(id)) fate = 'confirmed';
+      else if (confirmedBySenderNonce.has(`${toHex(tx.from)}:${tx.nonce}`)) fate = 'conflict-confirmed';
+      else {
+        const reasons = this.#removed.get(`${node}:${id}`);
+        fate = (['replaced', 'evicted', 'unaffordable', 'stale'] as const).find((r) => reasons?.has(r));
+      }
+      if (fate) this.#fates[fate]++;
+      else {
+        const pendingOn = this.nodes.filter((x) => x.node!.mempool.has(id)).map((x) => x.index);
+        const removedOn = this.nodes.map((x) => [...(this.#removed.get(`${x.index}:${id}`) ?? [])].map((r) => `${x.index}:${r}`)).flat();
+        lost.push(`${id} (${toHex(tx.from).slice(0, 8)} nonce ${tx.nonce}, acknowledged by node ${node}; pending on [${pendingOn.join(',')}]; removed on [${removedOn.join(',')}]; ${this.#abandoned.has(id) ? 'was in an abandoned block' : 'never in an abandoned block'}${this.#ackAfterIoFail.has(id) ? `; acknowledged as a duplicate by node ${node} after its own write of it had failed there` : ''})`);
+      }
+    }
+    if (lost.length) throw new InvariantError(this.o.seed, `${lost.length} acknowledged transaction(s) silently lost (not confirmed, no conflict confirmed, no removal reason), e.g. ${lost[0]}`);
   }
 }
+
+function fromHexKey(h: string): Uint8Array { return Uint8Array.from(Buffer.from(h, 'hex')); }

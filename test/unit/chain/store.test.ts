@@ -259,7 +259,7 @@ describe('crash and reopen (LevelDB on a temp dir)', { timeout: 60000 }, () => {
   const dirs: string[] = [];
   after(() => { for (const d of dirs) fs.rmSync(d, { recursive: true, force: true }); });
 
-  test('a switch that never reached the disk: reopen finds the old head with a matching state', async () => {
+  test('a switch that never reached the disk: the stored state stays at the old head, and reopening applies fork choice', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'meshledger-store-'));
     dirs.push(dir);
     const clock = new ManualClock(FAR);
@@ -270,14 +270,16 @@ describe('crash and reopen (LevelDB on a temp dir)', { timeout: 60000 }, () => {
     const b3 = await buildBlock(chain, V, 3, [transfer(alice, carol, 99n, 2n)]);
     spy.failIf = isSwitch; // the "crash" happens at the switch write
     await assert.rejects(chain.addBlock(b3), InjectedFailure);
+    assert.deepEqual(await state(chain), before, 'a failed switch leaves the old head and its state');
     await chain.close();
     await spy.close();
 
     const db = await openLevel(dir);
-    chain = await Chain.open({ db, genesis, clock }); // verifies lattice ↔ head state root
-    assert.deepEqual(await state(chain), before);
+    chain = await Chain.open({ db, genesis, clock }); // verifies lattice ↔ head state root, then chooses the head
     assert.equal(chain.hasBlock(b3.header.hashHex), true, 'the stored block survives');
+    assert.equal(chain.head.hashHex, b3.header.hashHex, 'the better stored tip is adopted at once (not only when a child arrives)');
     const builder = await replay([...base, b3]);
+    assert.deepEqual(await state(chain), await state(builder.chain), 'identical to a replay of the chain with b3');
     const [b4] = await grow(builder.chain, 1, 4);
     await chain.addBlock(b4!);
     assert.deepEqual(await state(chain), await state(builder.chain));
