@@ -135,10 +135,6 @@ export class Chain extends TypedEmitter<ChainEvents> {
   static async open(opts: ChainOptions): Promise<Chain> {
     const c = new Chain(opts);
     await c.#init();
-    // A stored block whose head switch never completed (a failed write, or a crash between storing the block
-    // and switching to it) may be a better tip than the stored head: apply fork choice now, not only when the
-    // next block arrives (which, for an isolated node, may be never). Found by the simulator (storage faults).
-    await c.#lock.run(() => c.#chooseHead());
     return c;
   }
 
@@ -294,6 +290,18 @@ export class Chain extends TypedEmitter<ChainEvents> {
       lattice.add(k.subarray(1), a);
     }
     return { supply, accounts, root: toHex(lattice.root()) };
+  }
+
+  /**
+   * Apply fork choice to the stored blocks now. A stored block whose head switch never completed (a failed
+   * write, or a crash between storing the block and switching to it) may be a better tip than the stored
+   * head; the node calls this once its subsystems listen to the chain's events (so that the mempool hears of
+   * any block this abandons), instead of waiting for the next block, which for an isolated node may never
+   * come. Found by the simulator (storage faults); doing it inside open() lost the abandoned blocks'
+   * transactions, because nobody was listening yet (found by the simulator too).
+   */
+  reconsider(): Promise<void> {
+    return this.#lock.run(() => this.#chooseHead());
   }
 
   /**

@@ -26,6 +26,7 @@ import { TypedEmitter } from '../util/events.js';
 import { Mutex } from '../util/mutex.js';
 import { silentLogger, type Logger } from '../util/log.js';
 import { Heap } from '../util/heap.js';
+import { systemClock, type Clock } from '../util/clock.js';
 
 export interface MempoolLimits {
   maxCount: number;
@@ -80,6 +81,8 @@ export interface MempoolOptions {
   sigCache: SigCache;
   limits?: Partial<MempoolLimits>;
   log?: Logger;
+  /** Timers (write retries) go through the injected clock, so the simulator stays deterministic. */
+  clock?: Clock;
 }
 
 export class Mempool extends TypedEmitter<MempoolEvents> {
@@ -154,7 +157,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
    * Validate and admit a transaction. Resolves only once it is persisted (so an acknowledged transaction
    * survives kill -9); a duplicate is answered only after the first copy's write, too. Throws RuleError.
    */
-  async add(tx: Tx, opts: { persist?: boolean } = {}): Promise<AddResult> {
+  async add(tx: Tx, opts: { persist?: boolean; keepOnWriteFailure?: boolean } = {}): Promise<AddResult> {
     if (this.#byId.has(tx.idHex)) return this.#duplicate(tx.idHex);
     if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
     checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
@@ -167,8 +170,16 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     try {
       await this.#persisting.get(tx.idHex);
     } catch (e) {
+      if (opts.keepOnWriteFailure) {
+        // Nobody would resubmit this one (it comes back from an abandoned block): keep it, gossip it, and
+        // keep trying to write it. Dropping it would lose a transaction that existed nowhere else.
+        this.#log.warn('mempool write failed; keeping the transaction in memory and retrying', { id: tx.idHex, error: e });
+        this.#retryWrite(tx);
+        this.emit('tx:accepted', tx);
+        return result;
+      }
       // Not on disk, so not acknowledged: roll the admission back, or a resubmission would be answered
-      // "duplicate" for a transaction that a crash then loses.
+      // "duplicate" for a transaction that a crash then loses. The caller sees the error and can retry.
       await this.#lock.run(async () => {
         const entry = this.#byId.get(tx.idHex);
         if (entry && entry.tx === tx) this.#remove(entry, 'stale');
@@ -177,6 +188,17 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     }
     this.emit('tx:accepted', tx);
     return result;
+  }
+
+  /** Retry a failed write (with back-off) while the transaction is still held. */
+  #retryWrite(tx: Tx, attempt = 1): void {
+    (this.#o.clock ?? systemClock).setTimeout(() => {
+      if (this.#byId.get(tx.idHex)?.tx !== tx) return;
+      this.#persist({ type: 'put', key: layout.mempool(tx.id), value: tx.bytes }).catch(() => {
+        if (attempt < 10) this.#retryWrite(tx, attempt + 1);
+        else this.#log.error('mempool write kept failing; the transaction is held in memory only', { id: tx.idHex });
+      });
+    }, Math.min(30_000, 100 * 2 ** attempt));
   }
 
   /** An already admitted transaction: answer once its write (if still in flight) has landed. */
@@ -332,7 +354,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       for (const tx of b.txs) {
         if (included.has(tx.idHex)) continue;
         try {
-          await this.add(tx);
+          await this.add(tx, { keepOnWriteFailure: true });
         } catch (e) {
           // One failure (a rule, or an I/O error) must not drop the rest of the abandoned transactions.
           if (e instanceof RuleError) this.#log.debug('transaction of an abandoned block not returned to the mempool', { id: tx.idHex, rule: e.rule });

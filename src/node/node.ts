@@ -135,7 +135,7 @@ export class MeshNode {
       const verifier = deps.verifier ?? new InlineVerifier();
       const sigCache = new SigCache();
       const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, log: log.child({ mod: 'chain' }) });
-      const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }) });
+      const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }), clock });
       await mempool.load();
       let node!: MeshNode; // assigned below; the producer's relay hook only runs once the node exists
       const producer = cfg.key
@@ -146,6 +146,8 @@ export class MeshNode {
         : undefined;
       node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address);
       node.#wire();
+      // Fork choice over what is stored, now that the mempool listens (see Chain.reconsider).
+      await chain.reconsider();
       if (cfg.p2p || cfg.bootnodes?.length) {
         const nodeKey = deps.nodeKey ?? (await loadNodeKey(cfg.datadir));
         node.network = new Network({

@@ -275,9 +275,14 @@ describe('crash and reopen (LevelDB on a temp dir)', { timeout: 60000 }, () => {
     await spy.close();
 
     const db = await openLevel(dir);
-    chain = await Chain.open({ db, genesis, clock }); // verifies lattice ↔ head state root, then chooses the head
+    chain = await Chain.open({ db, genesis, clock }); // verifies lattice ↔ head state root
     assert.equal(chain.hasBlock(b3.header.hashHex), true, 'the stored block survives');
+    assert.deepEqual(await state(chain), before, 'open itself switches nothing (no listener would hear it)');
+    const heads: string[] = [];
+    chain.on('chain:head', (e) => heads.push(e.head.hashHex));
+    await chain.reconsider(); // what the node does once it is wired
     assert.equal(chain.head.hashHex, b3.header.hashHex, 'the better stored tip is adopted at once (not only when a child arrives)');
+    assert.deepEqual(heads, [b3.header.hashHex], 'and announced, so the mempool hears of it');
     const builder = await replay([...base, b3]);
     assert.deepEqual(await state(chain), await state(builder.chain), 'identical to a replay of the chain with b3');
     const [b4] = await grow(builder.chain, 1, 4);
