@@ -314,9 +314,10 @@ async function main(): Promise<number> {
     console.log(`${'-'.repeat(w + 2)}+${'-'.repeat(60)}`);
     for (const f of failures) console.log(`FAILURE: ${f}`);
 
-    const outDir = path.join(REPO_ROOT, 'scripts', 'results');
-    mkdirSync(outDir, { recursive: true });
-    writeFileSync(path.join(outDir, 'fault-suite.json'), JSON.stringify({
+    // FAULT_SUITE_OUT redirects the figures (CI's short run must not overwrite the recorded full run).
+    const outFile = process.env.FAULT_SUITE_OUT ?? path.join(REPO_ROOT, 'scripts', 'results', 'fault-suite.json');
+    mkdirSync(path.dirname(outFile), { recursive: true });
+    writeFileSync(outFile, JSON.stringify({
       date: new Date().toISOString(), rounds: ROUNDS, seed: SEED, validators: N, slotMs: SLOT_MS, netns: false,
       faults, recoveries, recoveryMs, byzantine, bans, honestBanned,
       transactions: { submitted: sent.size, confirmed: sent.size - lostIds.size, lost: lostIds.size, sendErrors: loadErrors },

@@ -19,7 +19,7 @@ const rows: (SummaryRow & { bench: string })[] = [];
 for (const name of BENCHES) {
   console.log(`\n=== ${name}${SMOKE ? ' (smoke)' : ''} ===`);
   const s = Date.now();
-  const r = spawnSync(process.execPath, [path.join(HERE, `${name}.js`), ...(SMOKE ? ['--smoke'] : [])], { stdio: 'inherit', timeout: SMOKE ? 55_000 : 900_000 });
+  const r = spawnSync(process.execPath, [path.join(HERE, `${name}.js`), ...(SMOKE ? ['--smoke'] : [])], { stdio: 'inherit', timeout: SMOKE ? 180_000 : 900_000 });
   if (r.status !== 0) {
     failed.push(name);
     console.log(`!!! ${name} failed (status ${r.status}, signal ${r.signal}${r.error ? `, ${r.error.message}` : ''})`);
