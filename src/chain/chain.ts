@@ -20,7 +20,7 @@ import { bytesEqual, compareBytes, fromHex, toHex } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
-import { checkBlockContext, checkBlockStatic, decodeBlock, genesisBlock, headerVerifyItem, type Block, type BlockHeader } from '../ledger/block.js';
+import { blockVerifyItem, checkBlockContext, checkBlockRules, decodeBlock, genesisBlock, headerVerifyItem, type Block, type BlockHeader } from '../ledger/block.js';
 import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
@@ -331,9 +331,8 @@ export class Chain extends TypedEmitter<ChainEvents> {
     }
     if (this.#rejected.has(hashHex)) throw new RuleError('known_invalid', `block ${hashHex} was rejected before`);
 
-    let items;
     try {
-      items = checkBlockStatic(block, this.genesis);
+      checkBlockRules(block, this.genesis);
     } catch (e) {
       if (e instanceof RuleError) this.#reject(hashHex, e);
       throw e;
@@ -352,7 +351,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
       if (e instanceof RuleError && e.rule === 'future_slot') {
         // A block from the future may become valid later, so it is not remembered as invalid; but it must
         // at least be signed by its slot's validator, or anyone could send such blocks without penalty.
-        if ((await this.verifier.verifyBatch([items[0]!]))[0] !== true) {
+        if ((await this.verifier.verifyBatch([blockVerifyItem(block, 0)]))[0] !== true) {
           const bad = new RuleError('bad_signature', 'block header signature');
           this.#reject(hashHex, bad);
           throw bad;
@@ -361,7 +360,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
       throw e;
     }
     const ids: (string | null)[] = [null, ...block.txs.map((t) => t.idHex)];
-    const bad = await verifyWithCache(this.verifier, this.sigCache, items, ids);
+    const bad = await verifyWithCache(this.verifier, this.sigCache, ids, (i) => blockVerifyItem(block, i));
     if (bad !== -1) {
       const e = bad === 0 ? new RuleError('bad_signature', 'block header signature')
         : new RuleError('bad_tx', `transaction ${bad - 1}: bad_signature`, { index: bad - 1, inner: new RuleError('bad_signature') });

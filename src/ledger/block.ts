@@ -139,6 +139,17 @@ function wrapList(v: unknown): readonly CanonicalValue[] {
  * checks (header first, then transactions) for the caller to run in a batch.
  */
 export function checkBlockStatic(block: Block, genesis: Genesis): VerifyItem[] {
+  checkBlockRules(block, genesis);
+  return Array.from({ length: block.txs.length + 1 }, (_, i) => blockVerifyItem(block, i));
+}
+
+/** Signature check `i` of a block: 0 is the header, i ≥ 1 is transaction i − 1. Built only when needed. */
+export function blockVerifyItem(block: Block, i: number): VerifyItem {
+  return i === 0 ? headerVerifyItem(block.header) : txVerifyItem(block.txs[i - 1]!);
+}
+
+/** The stateless rules of checkBlockStatic, without building the signature checks. */
+export function checkBlockRules(block: Block, genesis: Genesis): void {
   const h = block.header;
   const p = genesis.params;
   if (h.chainId !== genesis.chainId) throw new RuleError('wrong_chain', `block is for chain "${h.chainId}"`);
@@ -161,7 +172,6 @@ export function checkBlockStatic(block: Block, genesis: Genesis): VerifyItem[] {
       throw e;
     }
   }
-  return [headerVerifyItem(h), ...block.txs.map(txVerifyItem)];
 }
 
 export function headerVerifyItem(h: BlockHeader): VerifyItem {

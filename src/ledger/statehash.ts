@@ -11,7 +11,8 @@
  * Changing an account subtracts its old leaf and adds its new one; undoing a block does the inverse.
  */
 import { endianness } from 'node:os';
-import { concatBytes, fromHex, utf8 } from '../encoding/bytes.js';
+import { concatBytes, fromHex, toHex, utf8 } from '../encoding/bytes.js';
+import { LruMap } from '../util/lru.js';
 import { encodeCanonical } from '../encoding/canonical.js';
 import { sha256, shake256 } from '../crypto/hash.js';
 import { isEmptyAccount, type Account, type AccountKey } from './state.js';
@@ -24,10 +25,23 @@ const ROOT_PREFIX = concatBytes(utf8('meshledger:state:v1'), new Uint8Array([0])
 // Uint16Array views use the platform byte order; the definition above is little-endian.
 if (endianness() !== 'LE') throw new Error('meshledger requires a little-endian platform (state lattice lanes)');
 
+/**
+ * Recently computed leaves. An account's "old" leaf is the "new" leaf computed when it last changed, and a
+ * validator's own block was already computed once while assembling it: memoising this pure function
+ * removes much of the SHAKE256 work from block application. Bounded: 8192 leaves × 2 KiB = 16 MiB.
+ */
+const leafCache = new LruMap<string, Uint16Array>(8192);
+
 export function accountLeaf(key: AccountKey | Uint8Array, a: Account): Uint16Array {
+  const keyHex = typeof key === 'string' ? key : toHex(key);
+  const id = `${keyHex}:${a.balance}:${a.nonce}`;
+  const hit = leafCache.get(id);
+  if (hit) return hit;
   const pk = typeof key === 'string' ? fromHex(key) : key;
   const bytes = shake256(concatBytes(LEAF_PREFIX, encodeCanonical([pk, a.balance, a.nonce])), LATTICE_BYTES);
-  return new Uint16Array(bytes.buffer, bytes.byteOffset, LATTICE_LANES);
+  const leaf = new Uint16Array(bytes.buffer, bytes.byteOffset, LATTICE_LANES);
+  leafCache.set(id, leaf); // callers only read leaves (add/remove copy into the lattice)
+  return leaf;
 }
 
 export class StateLattice {

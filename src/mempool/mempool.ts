@@ -162,7 +162,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
     checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
     // The expensive check runs outside the lock so that verification can be batched and parallel.
-    if ((await verifyWithCache(this.#o.verifier, this.#o.sigCache, [txVerifyItem(tx)], [tx.idHex])) !== -1) {
+    if ((await verifyWithCache(this.#o.verifier, this.#o.sigCache, [tx.idHex], () => txVerifyItem(tx))) !== -1) {
       throw new RuleError('bad_signature');
     }
     const result = await this.#lock.run(() => this._admit(tx, opts.persist !== false));
