@@ -11,7 +11,7 @@ import { Chain } from '../../src/chain/chain.js';
 import { openMemory, type KV } from '../../src/storage/kv.js';
 import { ManualClock } from '../../src/util/clock.js';
 import { assembleBlock } from '../../src/node/producer.js';
-import type { Block } from '../../src/ledger/block.js';
+import { makeBlock, signHeader, type Block, type UnsignedHeader } from '../../src/ledger/block.js';
 import type { KeyPair } from '../../src/node/keyfile.js';
 
 export const GENESIS_TIME = 1_700_000_000_000;
@@ -96,4 +96,14 @@ export function throwsRule(fn: () => unknown, rule: Rule, msg?: string): RuleErr
     return true;
   }, msg);
   return caught!;
+}
+
+/** The same block with some header fields changed, re-signed by the slot's validator (for invalid-block tests). */
+export function resignBlock(b: Block, changes: Partial<UnsignedHeader>, validators: KeyPair[]): Block {
+  const h = b.header;
+  const u: UnsignedHeader = {
+    chainId: h.chainId, height: h.height, slot: h.slot, parentHash: h.parentHash, timestamp: h.timestamp,
+    txRoot: h.txRoot, stateRoot: h.stateRoot, proposer: h.proposer, ...changes,
+  };
+  return makeBlock(signHeader(u, validators[u.slot % validators.length]!.secretKey), b.txs);
 }

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Chain, ReorgEvent } from '../../../src/chain/chain.js';
-import { decodeHeader, makeBlock, signHeader, type Block, type BlockHeader, type UnsignedHeader } from '../../../src/ledger/block.js';
+import { decodeHeader, type Block, type UnsignedHeader } from '../../../src/ledger/block.js';
 import { RuleError } from '../../../src/ledger/rules.js';
 import { EMPTY_ACCOUNT } from '../../../src/ledger/state.js';
 import { layout } from '../../../src/storage/layout.js';
@@ -13,7 +13,7 @@ import type { KV } from '../../../src/storage/kv.js';
 import { compareBytes, toHex } from '../../../src/encoding/bytes.js';
 import type { KeyPair } from '../../../src/node/keyfile.js';
 import type { Tx } from '../../../src/ledger/tx.js';
-import { buildBlock, makeGenesis, openTestChain, testKeys, transfer, type TestChain } from '../../helpers/fixtures.js';
+import { buildBlock, makeGenesis, openTestChain, testKeys, transfer, type TestChain, resignBlock } from '../../helpers/fixtures.js';
 
 const V = testKeys('reorg-val', 3);
 const USERS = testKeys('reorg-user', 6);
@@ -23,17 +23,7 @@ const EVERYONE = [...USERS, ...V];
 
 // ---- helpers -----------------------------------------------------------------------------------
 
-function fields(h: BlockHeader): UnsignedHeader {
-  return {
-    chainId: h.chainId, height: h.height, slot: h.slot, parentHash: h.parentHash, timestamp: h.timestamp,
-    txRoot: h.txRoot, stateRoot: h.stateRoot, proposer: h.proposer,
-  };
-}
-
-function resign(b: Block, changes: Partial<UnsignedHeader>): Block {
-  const u = { ...fields(b.header), ...changes };
-  return makeBlock(signHeader(u, V[u.slot % V.length]!.secretKey), b.txs);
-}
+const resign = (b: Block, changes: Partial<UnsignedHeader>): Block => resignBlock(b, changes, V);
 
 /** Replace block `k` of `blocks` by a copy with a wrong state root and re-link every later block to it. */
 function corruptAt(blocks: readonly Block[], k: number): Block[] {

@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Chain } from '../../../src/chain/chain.js';
-import { makeBlock, signHeader, type Block, type BlockHeader, type UnsignedHeader } from '../../../src/ledger/block.js';
+import type { Block, UnsignedHeader } from '../../../src/ledger/block.js';
 import { RuleError } from '../../../src/ledger/rules.js';
 import { layout } from '../../../src/storage/layout.js';
 import { openLevel, openMemory, type BatchOp, type KV } from '../../../src/storage/kv.js';
@@ -16,7 +16,7 @@ import { toHex } from '../../../src/encoding/bytes.js';
 import { ManualClock } from '../../../src/util/clock.js';
 import type { KeyPair } from '../../../src/node/keyfile.js';
 import type { Tx } from '../../../src/ledger/tx.js';
-import { GENESIS_TIME, buildBlock, makeGenesis, openTestChain, testKeys, transfer, type TestChain } from '../../helpers/fixtures.js';
+import { GENESIS_TIME, buildBlock, makeGenesis, openTestChain, testKeys, transfer, type TestChain, resignBlock } from '../../helpers/fixtures.js';
 
 const V = testKeys('store-val', 3);
 const [alice, bob, carol] = testKeys('store-user', 3) as [KeyPair, KeyPair, KeyPair];
@@ -85,16 +85,7 @@ async function state(c: Chain) {
   return { head: c.head.hashHex, root: toHex(c.stateRoot), audit: await c.auditSupply(), heights, db: await dump(c.db, CONSENSUS) };
 }
 
-function fields(h: BlockHeader): UnsignedHeader {
-  return {
-    chainId: h.chainId, height: h.height, slot: h.slot, parentHash: h.parentHash, timestamp: h.timestamp,
-    txRoot: h.txRoot, stateRoot: h.stateRoot, proposer: h.proposer,
-  };
-}
-function resign(b: Block, changes: Partial<UnsignedHeader>): Block {
-  const u = { ...fields(b.header), ...changes };
-  return makeBlock(signHeader(u, V[u.slot % V.length]!.secretKey), b.txs);
-}
+const resign = (b: Block, changes: Partial<UnsignedHeader>): Block => resignBlock(b, changes, V);
 
 /** Keys whose value differs between two dumps (added, removed or changed). */
 function changedKeys(before: Map<string, string>, afterDump: Map<string, string>): Set<string> {
