@@ -107,3 +107,25 @@ export function resignBlock(b: Block, changes: Partial<UnsignedHeader>, validato
   };
   return makeBlock(signHeader(u, validators[u.slot % validators.length]!.secretKey), b.txs);
 }
+
+/**
+ * Feed block `order` (indexes) through `submit`; a block reported as an orphan waits until its parent
+ * (`parentOf`) has been submitted, then goes in. Returns the indexes that stayed orphans.
+ */
+export async function feedWithOrphans(order: number[], parentOf: (i: number) => number, submit: (i: number) => Promise<string>): Promise<number[]> {
+  const waiting = new Map<number, number[]>(); // parent index → orphans
+  for (const first of order) {
+    const queue = [first];
+    while (queue.length) {
+      const i = queue.shift()!;
+      if ((await submit(i)) === 'orphan') {
+        const p = parentOf(i);
+        waiting.set(p, [...(waiting.get(p) ?? []), i]);
+        continue;
+      }
+      queue.push(...(waiting.get(i) ?? []));
+      waiting.delete(i);
+    }
+  }
+  return [...waiting.values()].flat();
+}

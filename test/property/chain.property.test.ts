@@ -22,7 +22,7 @@ import { layout } from '../../src/storage/layout.js';
 import type { KV } from '../../src/storage/kv.js';
 import { toHex } from '../../src/encoding/bytes.js';
 import type { KeyPair } from '../../src/node/keyfile.js';
-import { makeGenesis, openTestChain, testKeys, transfer } from '../helpers/fixtures.js';
+import { makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('prop-val', 3);
 const USERS = testKeys('prop-user', 6); // 5 funded, 1 that starts empty
@@ -225,21 +225,8 @@ test('random block trees in random orders: conservation, state root, fork choice
         }
       } else {
         const order = nodes.map((_, i) => i).slice(1).sort((a, b) => key(a) - key(b));
-        const waiting = new Map<number, number[]>(); // parent index → orphans
-        for (const first of order) {
-          const queue = [first];
-          while (queue.length) {
-            const i = queue.shift()!;
-            if ((await submit(i)) === 'orphan') {
-              const p = nodes[i]!.parent;
-              waiting.set(p, [...(waiting.get(p) ?? []), i]);
-              continue;
-            }
-            queue.push(...(waiting.get(i) ?? []));
-            waiting.delete(i);
-          }
-        }
-        for (const list of waiting.values()) for (const i of list) assert.equal(nodes[i]!.valid, false, 'only invalid blocks stay orphaned');
+        const orphans = await feedWithOrphans(order, (i) => nodes[i]!.parent, submit);
+        for (const i of orphans) assert.equal(nodes[i]!.valid, false, 'only invalid blocks stay orphaned');
       }
 
       // Every valid block was stored and none is marked invalid; the best chain is the winner's path.

@@ -42,7 +42,7 @@ import type { Tx } from '../../src/ledger/tx.js';
 import { Mempool } from '../../src/mempool/mempool.js';
 import { layout } from '../../src/storage/layout.js';
 import type { KeyPair } from '../../src/node/keyfile.js';
-import { buildBlock, makeGenesis, openTestChain, testKeys, transfer } from '../helpers/fixtures.js';
+import { buildBlock, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('fuzz-ledger-val', 3);
 const USERS = testKeys('fuzz-ledger-user', 5); // 4 funded, 1 starts empty
@@ -248,7 +248,6 @@ test('ledger: random transfers, replays, wrong chain ids and reorgs across compe
     const stored = new Set<number>([0]);
     const key = (i: number): number => spec.prio[i % spec.prio.length]! * 64 + i;
     const order = nodes.map((_, i) => i).slice(1).sort((a, b) => key(a) - key(b));
-    const waiting = new Map<number, number[]>();
 
     const submit = async (i: number): Promise<'orphan' | 'done'> => {
       const n = nodes[i]!;
@@ -275,21 +274,9 @@ test('ledger: random transfers, replays, wrong chain ids and reorgs across compe
       return 'done';
     };
 
-    for (const first of order) {
-      const queue = [first];
-      while (queue.length) {
-        const i = queue.shift()!;
-        if ((await submit(i)) === 'orphan') {
-          const p = nodes[i]!.parent;
-          waiting.set(p, [...(waiting.get(p) ?? []), i]);
-          continue;
-        }
-        queue.push(...(waiting.get(i) ?? []));
-        waiting.delete(i);
-      }
-    }
+    const orphans = await feedWithOrphans(order, (i) => nodes[i]!.parent, submit);
     // Every valid block got in; only (descendants of) refused blocks stayed orphans.
-    for (const list of waiting.values()) for (const i of list) assert.equal(nodes[i]!.valid, false, `valid block ${i} stayed an orphan`);
+    for (const i of orphans) assert.equal(nodes[i]!.valid, false, `valid block ${i} stayed an orphan`);
     for (let i = 1; i < nodes.length; i++) if (nodes[i]!.valid) assert.ok(stored.has(i) && byHash.has(nodes[i]!.hash));
     await chain.close();
   }), { numRuns: 300, includeErrorInReport: true });
