@@ -20,23 +20,29 @@ export class SigCache {
  * Verify the checks whose ids are not cached (null id = never cached, e.g. a block header) through
  * `verifier`. `itemAt(i)` builds check i only when it must actually run (building signing messages for
  * thousands of already-verified transactions was a measurable share of block application).
- * Returns the index of the first failing check, or -1 when all pass.
+ * Returns every check's verdict, in order; passing ones are cached.
  */
-export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<number> {
+export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<boolean[]> {
+  const verdicts = new Array<boolean>(ids.length).fill(true);
   const todo: number[] = [];
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (id === null || id === undefined || !cache.has(id)) todo.push(i);
   }
-  if (todo.length === 0) return -1;
-  const verdicts = await verifier.verifyBatch(todo.map(itemAt));
-  let firstBad = -1;
+  if (todo.length === 0) return verdicts;
+  const got = await verifier.verifyBatch(todo.map(itemAt));
   for (let j = 0; j < todo.length; j++) {
     const i = todo[j]!;
-    if (verdicts[j]) {
+    verdicts[i] = got[j] === true;
+    if (verdicts[i]) {
       const id = ids[i];
       if (id) cache.add(id);
-    } else if (firstBad === -1 || i < firstBad) firstBad = i;
+    }
   }
-  return firstBad;
+  return verdicts;
+}
+
+/** As verifyEachWithCache; returns the index of the first failing check, or -1 when all pass. */
+export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<number> {
+  return (await verifyEachWithCache(verifier, cache, ids, itemAt)).indexOf(false);
 }

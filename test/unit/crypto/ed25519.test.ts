@@ -430,3 +430,38 @@ test('InlineVerifier.verifyBatch returns per-item verdicts in order', async () =
   await v.close();
   await assert.rejects(v.verifyBatch(items));
 });
+
+// ---- WorkerVerifier -----------------------------------------------------------------------------
+
+test('WorkerVerifier gives exactly the consensus verdicts (edge cases, wrong lengths), split or whole, in order', async () => {
+  const { WorkerVerifier, packItems, unpackItems } = await import('../../../src/crypto/verifypool.js');
+  const seed = seedFrom('pool');
+  const pub = getPublicKey(seed);
+  const items: VerifyItem[] = buildEdgeCases().map((c) => ({ signature: c.sig, message: c.msg, publicKey: c.pub }));
+  for (let i = 0; i < 150; i++) {
+    const m = utf8(`pool ${i}`);
+    const s = sign(m, seed);
+    if (i % 7 === 3) s[i % 64]! ^= 1; // some corrupted
+    items.push({ signature: i % 31 === 5 ? s.slice(0, 63) : s, message: m, publicKey: pub });
+  }
+  const expected = items.map((i) => verifyNoble(i.signature, i.message, i.publicKey));
+  assert.ok(expected.includes(false) && expected.includes(true));
+  // The packing is lossless.
+  const back = [...unpackItems(packItems(items))];
+  assert.deepEqual(back.map((b) => [Buffer.from(b.signature), Buffer.from(b.message), Buffer.from(b.publicKey)]),
+    items.map((b) => [Buffer.from(b.signature), Buffer.from(b.message), Buffer.from(b.publicKey)]));
+  const v = new WorkerVerifier(2);
+  try {
+    assert.deepEqual(await v.verifyBatch(items), expected, 'large batch, split across workers');
+    assert.deepEqual(await v.verifyBatch(items.slice(0, 5)), expected.slice(0, 5), 'small batch, one worker');
+    // Concurrent batches each get their own verdicts.
+    const parts = await Promise.all([0, 1, 2, 3].map((k) => v.verifyBatch(items.slice(k * 40, k * 40 + 40))));
+    assert.deepEqual(parts.flat(), expected.slice(0, 160));
+    assert.deepEqual(await v.verifyBatch([]), []);
+    assert.equal(v.pending, 0);
+  } finally {
+    await v.close();
+  }
+  await assert.rejects(v.verifyBatch(items), /closed/);
+  assert.throws(() => new WorkerVerifier(0), RangeError);
+});
