@@ -14,7 +14,7 @@
  */
 import { toHex } from '../encoding/bytes.js';
 import type { SignatureVerifier } from '../crypto/ed25519.js';
-import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
+import { SigCache, verifyEachWithCache } from '../crypto/sigcache.js';
 import type { Block } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
@@ -66,11 +66,23 @@ interface Entry {
   seq: number;
 }
 
+interface PendingAdd {
+  tx: Tx;
+  persist: boolean;
+  resolve: (r: AddResult) => void;
+  reject: (e: unknown) => void;
+}
+
+/** Largest admission batch: bounds one lock hold and one signature batch. */
+const MAX_ADMIT_BATCH = 1024;
+
 interface SenderQueue {
   /** Account nonce as of the last check (the next executable nonce). */
   accountNonce: bigint;
   /** Pending transactions by nonce (decimal string keys). */
   byNonce: Map<string, Entry>;
+  /** Sum of amount + fee over byNonce (kept in step with it). */
+  committed: bigint;
 }
 
 export interface MempoolOptions {
@@ -95,6 +107,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   #bytes = 0;
   #seq = 0;
   #pendingOps: BatchOp[] = [];
+  /** Transactions waiting for the next admission batch (see add). */
+  #queue: PendingAdd[] = [];
+  /** The previous batch's admission: batches are admitted in the order they were formed. */
+  #admitted: Promise<void> = Promise.resolve();
   #flushing: Promise<void> | null = null;
   /** Group-commit batches handed to the db and not yet settled (flush() waits for these too). */
   readonly #writing = new Set<Promise<void>>();
@@ -140,14 +156,12 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     // Oldest nonces first so that each sender's chain re-enters in order.
     txs.sort((a, b) => (a.nonce < b.nonce ? -1 : a.nonce > b.nonce ? 1 : 0));
     let loaded = 0;
-    for (const tx of txs) {
-      try {
-        await this.add(tx, { persist: false });
-        loaded++;
-      } catch {
-        bad.push(layout.mempool(tx.id));
-      }
-    }
+    // All at once: admission batches keep this call order, so each sender's nonces enter in order.
+    const results = await Promise.allSettled(txs.map((tx) => this.add(tx, { persist: false })));
+    results.forEach((r, i) => {
+      if (r.status === 'fulfilled') loaded++;
+      else bad.push(layout.mempool(txs[i]!.id));
+    });
     if (bad.length) await this.#o.db.batch(bad.map((key) => ({ type: 'del' as const, key })));
     this.#log.info('mempool loaded', { loaded, dropped: bad.length });
     return { loaded, dropped: bad.length };
@@ -156,16 +170,19 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   /**
    * Validate and admit a transaction. Resolves only once it is persisted (so an acknowledged transaction
    * survives kill -9); a duplicate is answered only after the first copy's write, too. Throws RuleError.
+   *
+   * Calls made in the same tick (a P2P message's transactions, an RPC batch) are admitted as one batch:
+   * one signature batch (parallel on a worker pool), one account read, one lock hold, one disk write.
+   * Admission follows call order.
    */
   async add(tx: Tx, opts: { persist?: boolean; keepOnWriteFailure?: boolean } = {}): Promise<AddResult> {
     if (this.#byId.has(tx.idHex)) return this.#duplicate(tx.idHex);
     if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
     checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
-    // The expensive check runs outside the lock so that verification can be batched and parallel.
-    if ((await verifyWithCache(this.#o.verifier, this.#o.sigCache, [tx.idHex], () => txVerifyItem(tx))) !== -1) {
-      throw new RuleError('bad_signature');
-    }
-    const result = await this.#lock.run(() => this._admit(tx, opts.persist !== false));
+    const result = await new Promise<AddResult>((resolve, reject) => {
+      this.#queue.push({ tx, persist: opts.persist !== false, resolve, reject });
+      if (this.#queue.length === 1) queueMicrotask(() => this.#drain());
+    });
     if (result.status === 'duplicate') return this.#duplicate(tx.idHex);
     try {
       await this.#persisting.get(tx.idHex);
@@ -190,6 +207,50 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     return result;
   }
 
+  /**
+   * Take up to MAX_ADMIT_BATCH queued transactions: verify their signatures as one batch (the expensive
+   * part, outside the lock, overlapping with the previous batch's admission), then admit them in call
+   * order under the lock with one account read.
+   */
+  #drain(): void {
+    const batch = this.#queue.splice(0, MAX_ADMIT_BATCH);
+    if (this.#queue.length) queueMicrotask(() => this.#drain());
+    const verdicts = verifyEachWithCache(this.#o.verifier, this.#o.sigCache, batch.map((p) => p.tx.idHex), (i) => txVerifyItem(batch[i]!.tx));
+    const admitted = this.#admitted.then(async () => {
+      let ok: boolean[];
+      try {
+        ok = await verdicts;
+      } catch (e) {
+        for (const p of batch) p.reject(e);
+        return;
+      }
+      const todo: PendingAdd[] = [];
+      for (let i = 0; i < batch.length; i++) {
+        if (ok[i]) todo.push(batch[i]!);
+        else batch[i]!.reject(new RuleError('bad_signature'));
+      }
+      if (todo.length === 0) return;
+      await this.#lock.run(async () => {
+        const senders = [...new Set(todo.filter((p) => !this.#byId.has(p.tx.idHex)).map((p) => toHex(p.tx.from)))];
+        let accounts: Map<AccountKey, Account>;
+        try {
+          accounts = senders.length ? await this.#o.accounts.getAccounts(senders) : new Map();
+        } catch (e) {
+          for (const p of todo) p.reject(e);
+          return;
+        }
+        for (const p of todo) {
+          try {
+            p.resolve(this.#admit(p.tx, p.persist, accounts));
+          } catch (e) {
+            p.reject(e);
+          }
+        }
+      });
+    });
+    this.#admitted = admitted.catch(() => {});
+  }
+
   /** Retry a failed write (with back-off) while the transaction is still held. */
   #retryWrite(tx: Tx, attempt = 1): void {
     (this.#o.clock ?? systemClock).setTimeout(() => {
@@ -207,15 +268,16 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     return { id: idHex, status: 'duplicate' };
   }
 
-  private async _admit(tx: Tx, persist: boolean): Promise<AddResult> {
+  /** Admission under the lock; `accounts` holds the sender's state read in this lock hold. */
+  #admit(tx: Tx, persist: boolean, accounts: Map<AccountKey, Account>): AddResult {
     if (this.#byId.has(tx.idHex)) return { id: tx.idHex, status: 'duplicate' };
     const sender = toHex(tx.from);
-    const account = (await this.#o.accounts.getAccounts([sender])).get(sender) ?? { balance: 0n, nonce: 0n };
+    const account = accounts.get(sender) ?? { balance: 0n, nonce: 0n };
     if (tx.nonce < account.nonce) throw new RuleError('nonce_too_low', `nonce ${tx.nonce} < account nonce ${account.nonce}`);
     if (tx.nonce >= account.nonce + BigInt(this.limits.maxPerSender)) {
       throw new RuleError('too_many_pending', `nonce ${tx.nonce} is more than ${this.limits.maxPerSender} ahead of account nonce ${account.nonce}`);
     }
-    const q = this.#senders.get(sender) ?? { accountNonce: account.nonce, byNonce: new Map<string, Entry>() };
+    const q = this.#senders.get(sender) ?? { accountNonce: account.nonce, byNonce: new Map<string, Entry>(), committed: 0n };
     q.accountNonce = account.nonce;
     const nonceKey = tx.nonce.toString();
     const old = q.byNonce.get(nonceKey);
@@ -224,8 +286,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       const needed = old.tx.fee + (bump > 1n ? bump : 1n);
       if (tx.fee < needed) throw new RuleError('replacement_underpriced', `fee ${tx.fee} < ${needed} needed to replace ${old.tx.idHex}`);
     }
-    let committed = tx.amount + tx.fee;
-    for (const e of q.byNonce.values()) if (e !== old) committed += e.tx.amount + e.tx.fee;
+    const committed = q.committed + tx.amount + tx.fee - (old ? old.tx.amount + old.tx.fee : 0n);
     if (committed > account.balance) throw new RuleError('insufficient_funds', `balance ${account.balance} < ${committed} committed by pending transactions`);
 
     // Capacity: evict cheaper tails, or refuse.
@@ -247,6 +308,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     if (old) this.#remove(old, 'replaced');
     const entry: Entry = { tx, sender, seq: this.#seq++ };
     q.byNonce.set(nonceKey, entry);
+    q.committed += tx.amount + tx.fee;
     this.#senders.set(sender, q);
     this.#byId.set(tx.idHex, entry);
     this.#bytes += tx.bytes.length;
@@ -277,7 +339,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     this.#bytes -= e.tx.bytes.length;
     const q = this.#senders.get(e.sender);
     if (q) {
-      q.byNonce.delete(e.tx.nonce.toString());
+      if (q.byNonce.delete(e.tx.nonce.toString())) q.committed -= e.tx.amount + e.tx.fee;
       if (q.byNonce.size === 0) this.#senders.delete(e.sender);
     }
     void this.#persist({ type: 'del', key: layout.mempool(e.tx.id) }).catch((err) => this.#log.error('mempool delete failed', { error: err }));
@@ -350,18 +412,12 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       for (const k of keys) this.#recheckSender(k, accounts.get(k) ?? { balance: 0n, nonce: 0n });
     });
     // Transactions of abandoned blocks return (oldest block first), unless the new chain holds them.
-    for (const b of [...disconnected].reverse()) {
-      for (const tx of b.txs) {
-        if (included.has(tx.idHex)) continue;
-        try {
-          await this.add(tx, { keepOnWriteFailure: true });
-        } catch (e) {
-          // One failure (a rule, or an I/O error) must not drop the rest of the abandoned transactions.
-          if (e instanceof RuleError) this.#log.debug('transaction of an abandoned block not returned to the mempool', { id: tx.idHex, rule: e.rule });
-          else this.#log.warn('could not return a transaction of an abandoned block to the mempool', { id: tx.idHex, error: e });
-        }
-      }
-    }
+    const back = [...disconnected].reverse().flatMap((b) => b.txs).filter((tx) => !included.has(tx.idHex));
+    await Promise.all(back.map((tx) => this.add(tx, { keepOnWriteFailure: true }).catch((e) => {
+      // One failure (a rule, or an I/O error) must not drop the rest of the abandoned transactions.
+      if (e instanceof RuleError) this.#log.debug('transaction of an abandoned block not returned to the mempool', { id: tx.idHex, rule: e.rule });
+      else this.#log.warn('could not return a transaction of an abandoned block to the mempool', { id: tx.idHex, error: e });
+    })));
   }
 
   #recheckSender(k: AccountKey, account: Account): void {

@@ -127,9 +127,16 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
     sendTransaction: async (p) => {
       try {
         const tx = decodeTx(parseTxBytes(p.tx as string));
-        // Idempotent: the same bytes again return the same id, also once they are confirmed.
-        if (await chain.getTxLocation(tx.idHex)) return tx.idHex;
-        return (await mempool.add(tx)).id;
+        // mempool.add is called synchronously (no await before it): a batch's transactions are admitted
+        // together, in the order sent (x-batch-concurrent in the OpenRPC document).
+        try {
+          return (await mempool.add(tx)).id;
+        } catch (e) {
+          // Idempotent: the same bytes again return the same id, also once they are confirmed (the
+          // mempool then refuses them as a used nonce).
+          if (e instanceof RuleError && await chain.getTxLocation(tx.idHex)) return tx.idHex;
+          throw e;
+        }
       } catch (e) {
         if (e instanceof RuleError) throw ruleToRpc(e);
         throw e;

@@ -46,10 +46,11 @@ export class Subscriptions {
     this.#unsub.push(
       chain.on('chain:head', (e) => void this.#onHead(e.head.hashHex, e.connected, e.disconnected).catch((err) => log.error('subscription fan-out failed', { error: err }))),
       mempool.on('tx:accepted', (tx) => {
-        const json = txToJson(tx);
+        if (this.#sessions.size === 0) return; // the common case at high ingest: no JSON built for nobody
+        let json: ReturnType<typeof txToJson> | undefined;
         this.#each((s, sub) => {
-          if (sub.topic === 'pendingTransactions') this.#notify(s, sub, json);
-          else if (sub.topic === 'transaction' && sub.txId === tx.idHex) this.#notify(s, sub, { id: tx.idHex, status: 'pending', transaction: json });
+          if (sub.topic === 'pendingTransactions') this.#notify(s, sub, (json ??= txToJson(tx)));
+          else if (sub.topic === 'transaction' && sub.txId === tx.idHex) this.#notify(s, sub, { id: tx.idHex, status: 'pending', transaction: (json ??= txToJson(tx)) });
         });
       }),
       mempool.on('tx:removed', ({ tx, reason }) => {

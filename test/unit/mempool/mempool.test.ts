@@ -436,3 +436,48 @@ describe('persistence', { timeout: 60000 }, () => {
     assert.deepEqual(await mKeys(inner), new Set([t.idHex]));
   });
 });
+
+describe('admission batches', () => {
+  test('adds made in one tick share one signature batch, one account read and one write, and keep call order', async () => {
+    const db = await openMemory();
+    const calls = { verify: [] as number[], reads: 0, batches: 0 };
+    const verifier = new InlineVerifier();
+    const countingVerifier = { verifyBatch: (items: Parameters<InlineVerifier['verifyBatch']>[0]) => { calls.verify.push(items.length); return verifier.verifyBatch(items); }, close: () => verifier.close() };
+    const accounts = rich();
+    const countingAccounts: AccountSource = { getAccounts: (k) => { calls.reads++; return accounts.getAccounts(k); } };
+    const countingDb: KV = Object.assign(Object.create(db) as KV, { batch: (ops: BatchOp[]) => { calls.batches++; return db.batch(ops); } });
+    const mp = new Mempool({ db: countingDb, genesis, accounts: countingAccounts, verifier: countingVerifier, sigCache: new SigCache() });
+    const cheap = tx(alice, 0n, 10n);
+    const dearer = tx(alice, 0n, 20n, { memo: 'replacement' });
+    const bad = tx(bob, 0n, 10n);
+    const forged = decodeTx(Uint8Array.from(bad.bytes, (b, i) => (i === bad.bytes.length - 1 ? b ^ 1 : b)));
+    const later = [tx(carol, 0n, 10n), tx(carol, 1n, 10n), tx(erin, 0n, 10n)];
+    const results = await Promise.allSettled([mp.add(cheap), mp.add(dearer), mp.add(forged), ...later.map((t) => mp.add(t))]);
+    assert.deepEqual(calls.verify, [6], 'one signature batch for all six');
+    assert.equal(calls.reads, 1, 'one account read');
+    assert.equal(calls.batches, 1, 'one disk write');
+    assert.deepEqual(results.map((r) => r.status), ['fulfilled', 'fulfilled', 'rejected', 'fulfilled', 'fulfilled', 'fulfilled']);
+    // Call order decides: the dearer one came second, so it replaced the first.
+    assert.equal((results[1] as PromiseFulfilledResult<{ status: string }>).value.status, 'replaced');
+    assert.ok(isRule('bad_signature')((results[2] as PromiseRejectedResult).reason));
+    assert.deepEqual(sorted(mp.ids()), sorted(ids([dearer, ...later])));
+    assert.deepEqual(await mKeys(db), new Set(ids([dearer, ...later])));
+    // The reverse order: the cheaper one arriving second is an underpriced replacement.
+    const { mp: mp2 } = await makePool();
+    const r2 = await Promise.allSettled([mp2.add(dearer), mp2.add(cheap)]);
+    assert.equal(r2[0].status, 'fulfilled');
+    assert.ok(isRule('replacement_underpriced')((r2[1] as PromiseRejectedResult).reason));
+  });
+
+  test('a failing account read rejects that batch only; the next batch is admitted', async () => {
+    const accounts = rich();
+    let fail = true;
+    const flaky: AccountSource = { getAccounts: async (k) => { if (fail) { fail = false; throw new Error('disk read failed'); } return accounts.getAccounts(k); } };
+    const { mp } = await makePool({ accounts: flaky });
+    const first = await Promise.allSettled([mp.add(tx(alice, 0n, 10n)), mp.add(tx(bob, 0n, 10n))]);
+    assert.deepEqual(first.map((r) => r.status), ['rejected', 'rejected']);
+    assert.match(String((first[0] as PromiseRejectedResult).reason), /disk read failed/);
+    assert.equal(mp.size, 0);
+    assert.equal((await mp.add(tx(alice, 0n, 10n))).status, 'accepted');
+  });
+});
