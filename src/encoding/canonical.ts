@@ -22,6 +22,7 @@
  * maps, ext types, trailing bytes, invalid UTF-8) is rejected as non-canonical.
  */
 import { Unpackr } from 'msgpackr';
+import { writeU32be, writeU64be } from './bytes.js';
 
 export type CanonicalValue = null | boolean | number | bigint | string | Uint8Array | readonly CanonicalValue[];
 
@@ -39,14 +40,16 @@ const TWO_32 = 0x1_0000_0000;
 const U64_MAX = (1n << 64n) - 1n;
 const utf8Encoder = new TextEncoder();
 
-/** Growable output buffer. One per encode call; small objects never reallocate. */
+/**
+ * Growable output buffer. encodeCanonical is synchronous and never re-entered, so one scratch buffer is
+ * reused by every call and the result is copied out at its exact size: one allocation per encode. No
+ * DataView: it would need `.buffer`, which moves small on-heap typed arrays off-heap (costly in bulk).
+ */
 class Writer {
   buf: Uint8Array;
-  view: DataView;
   pos = 0;
-  constructor(size: number) {
-    this.buf = new Uint8Array(size);
-    this.view = new DataView(this.buf.buffer);
+  constructor(buf: Uint8Array) {
+    this.buf = buf;
   }
   ensure(n: number): void {
     if (this.pos + n <= this.buf.length) return;
@@ -55,14 +58,16 @@ class Writer {
     const next = new Uint8Array(size);
     next.set(this.buf.subarray(0, this.pos));
     this.buf = next;
-    this.view = new DataView(next.buffer);
   }
   u8(v: number): void { this.ensure(1); this.buf[this.pos++] = v; }
-  u16(v: number): void { this.ensure(2); this.view.setUint16(this.pos, v); this.pos += 2; }
-  u32(v: number): void { this.ensure(4); this.view.setUint32(this.pos, v); this.pos += 4; }
-  u64(v: bigint): void { this.ensure(8); this.view.setBigUint64(this.pos, v); this.pos += 8; }
+  u16(v: number): void { this.ensure(2); const b = this.buf, p = this.pos; b[p] = v >>> 8; b[p + 1] = v & 0xff; this.pos += 2; }
+  u32(v: number): void { this.ensure(4); writeU32be(this.buf, this.pos, v); this.pos += 4; }
+  u64(v: bigint): void { this.ensure(8); writeU64be(this.buf, this.pos, v); this.pos += 8; }
   bytes(b: Uint8Array): void { this.ensure(b.length); this.buf.set(b, this.pos); this.pos += b.length; }
 }
+
+const SCRATCH_BYTES = 64 * 1024;
+let scratch: Uint8Array = new Uint8Array(SCRATCH_BYTES);
 
 function writeUint(w: Writer, v: number | bigint): void {
   if (typeof v === 'number') {
@@ -129,9 +134,12 @@ function isWellFormedUtf16(s: string): boolean {
 
 /** Encode a canonical value. Throws EncodingError for values outside the canonical set. */
 export function encodeCanonical(v: CanonicalValue, sizeHint = 256): Uint8Array {
-  const w = new Writer(sizeHint);
+  const w = new Writer(sizeHint <= SCRATCH_BYTES ? scratch : new Uint8Array(sizeHint));
   writeValue(w, v, 0);
-  return w.buf.slice(0, w.pos);
+  const out = w.buf.slice(0, w.pos);
+  // Keep a grown buffer for next time only up to a bound (one huge block must not pin memory for ever).
+  if (w.buf !== scratch && w.buf.length <= 4 * SCRATCH_BYTES) scratch = w.buf;
+  return out;
 }
 
 // int64AsType 'bigint': 64-bit wire integers come back as bigint (others as number), so the re-encode
