@@ -1,12 +1,13 @@
 /**
- * Fault suite runner: drives a REAL 4-validator network (node processes on loopback behind the test NetProxy)
- * for longer than CI, under a steady transaction load, injecting faults round after round:
+ * Fault suite runner: drives a REAL 4-validator network (node processes on loopback behind the test NetProxy,
+ * or with --netns in network namespaces) for longer than CI, under a steady transaction load, injecting faults round after round:
  *
  *   every round   SIGKILL one validator (random), restart it on the same datadir after 1–3 slots;
  *   round % 3     0: SIGSTOP a validator for 4–8 slots, then SIGCONT
  *                 1: SIGTERM a validator (must exit 0), restart it
  *                 2: partition the network (2|2 or 3|1) for 4–8 slots, then heal
  *   every round   one byzantine / hostile input from a raw wire client (kinds rotate)
+ *   --netns only: round % 5, one network fault (see below)
  *
  * After every fault: recovery = all nodes agree again (same block and state root at a common height) and
  * the chain grew; a supply check sums every account (faucet, recipients, validators) on every node at a fixed
@@ -15,9 +16,27 @@
  *
  *   npx tsc -p tsconfig.json && node dist/scripts/fault-suite.js [--rounds N] [--seed S] [--netns]
  *
- * Prints ONE table and writes the figures to scripts/results/fault-suite.json. Exit code 1 if anything was lost
- * or an invariant failed. Only 127.0.0.0/8 is used. `--netns` is not implemented yet: it prints a note and uses
- * the 127.0.0.1 proxy.
+ * `--netns` (root, iproute2) runs each validator in its own network namespace (test/helpers/netns.ts: a veth
+ * pair per host into bridge br0 of a hub namespace, 10.77.0.x addresses inside those namespaces only; each
+ * node fronted by a userspace fault proxy in its namespace, nsagent.ts). Partitions then MOVE the hub-side veth
+ * ends of one group to bridge br1 (a real L2 cut; connections hang rather than being reset), and each round
+ * adds one network fault, rotating:
+ *                 0: latency + jitter on every link (30–120 ms + 0–100 ms, order kept) for 6–10 slots
+ *                 1: asymmetric slowness: one node's sent OR received data +150–250 ms for 6–10 slots
+ *                 2: bandwidth cap: a `tbf` qdisc (128/256/512 kbit/s) on one node's upload, download or both
+ *                 3: stall: every connection of one node held for 2–5 slots, then released in order
+ *                 4: connection resets: RST every connection of one node, one slot later of another
+ * These stay within the schedule's limits (one-way delay + jitter < one slot), so the chain must stay live
+ * through them: over the fault window every node's height (stall, resets: the best height) must grow by
+ * ≥ 1/4 of the slots, and the network must converge once the fault is lifted. The kernel has no `netem`, hence
+ * the userspace proxy for delays, stalls and resets. Where namespaces cannot be created (not root, no `ip`/`tc`,
+ * no veth/bridge support; MESHLEDGER_NETNS=0 forces it) the run says why and falls back to the 127.0.0.1
+ * proxy variant. Raw wire clients and RPC reach the nodes through loopback listeners bridged over Unix sockets.
+ *
+ * Prints ONE table and writes the figures to scripts/results/fault-suite.json (--netns:
+ * fault-suite-netns.json; FAULT_SUITE_OUT overrides both). Exit code 1 if anything was lost or an invariant
+ * failed. In the root namespace only 127.0.0.0/8 is used; every namespace is deleted at the end, on SIGINT/SIGTERM
+ * and on errors (a SIGKILLed run's namespaces are removed by the next --netns run).
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -31,6 +50,7 @@ import { proposerFor, slotAt, slotStart } from '../src/ledger/schedule.js';
 import { MSG } from '../src/p2p/messages.js';
 import { Harness, REPO_ROOT, isTransportError, scaled, seededRandom, signTransfer, type NodeProc } from '../test/helpers/proc.js';
 import { agreement, Cluster, headerAt, heads, memKey, WirePeer, writeGenesis, writeKey } from '../test/helpers/p2pnet.js';
+import { NetnsTopology, NsCluster, probeNetns } from '../test/helpers/netns.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string): string | undefined => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };
@@ -41,10 +61,17 @@ const N = 4;
 const SUPPLY = 10n ** 15n;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 const rng = seededRandom(SEED);
+const NETNS_ASKED = argv.includes('--netns');
 
-const faults: Record<string, number> = { SIGKILL: 0, 'SIGSTOP/SIGCONT': 0, 'SIGTERM restart': 0, partition: 0 };
-const recoveries: Record<string, number> = { SIGKILL: 0, 'SIGSTOP/SIGCONT': 0, 'SIGTERM restart': 0, partition: 0 };
-const recoveryMs: Record<string, number[]> = { SIGKILL: [], 'SIGSTOP/SIGCONT': [], 'SIGTERM restart': [], partition: [] };
+// Network fault kinds of the namespace variant (besides partitions by bridge moves).
+const NET_KINDS = ['latency+jitter', 'asymmetric slowness', 'bandwidth cap (tbf)', 'stall', 'connection reset'] as const;
+type NetKind = typeof NET_KINDS[number];
+const faults: Record<string, number> = {};
+const recoveries: Record<string, number> = {};
+const recoveryMs: Record<string, number[]> = {};
+/** Liveness during slow-network faults: windows checked, windows live, and the lowest growth seen. */
+const liveness: Record<string, { checks: number; live: number; worst: string }> = {};
+const addKind = (k: string) => { faults[k] = 0; recoveries[k] = 0; recoveryMs[k] = []; };
 const byzantine: Record<string, number> = {};
 const failures: string[] = [];
 let supplyChecks = 0;
@@ -53,11 +80,24 @@ let supplyChecksPassed = 0;
 function log(msg: string): void { process.stderr.write(`[fault-suite ${new Date().toISOString().slice(11, 19)}] ${msg}\n`); }
 
 async function main(): Promise<number> {
-  if (argv.includes('--netns')) log('note: --netns (network namespaces) is not implemented in this version; using the 127.0.0.1 source-IP proxy instead');
-  log(`rounds ${ROUNDS}, seed ${SEED}`);
+  let netns = false;
+  let netnsWhy: string | undefined;
+  if (NETNS_ASKED) {
+    const p = await probeNetns();
+    netns = p.ok;
+    if (!p.ok) {
+      netnsWhy = p.why;
+      log(`--netns: network namespaces cannot be created here: ${p.why}`);
+      log('--netns: falling back to the 127.0.0.1 source-IP proxy variant (no bridge partitions, tbf caps, jitter, stalls or resets)');
+    }
+  }
+  const PARTITION = netns ? 'partition (bridge move)' : 'partition';
+  for (const k of ['SIGKILL', 'SIGSTOP/SIGCONT', 'SIGTERM restart', PARTITION, ...(netns ? NET_KINDS : [])]) addKind(k);
+  log(`rounds ${ROUNDS}, seed ${SEED}, network: ${netns ? 'network namespaces' : '127.0.0.1 proxy'}`);
   const t0 = Date.now();
   const h = new Harness();
   let cluster: Cluster | undefined;
+  let topo: NetnsTopology | undefined;
   try {
     const dir = await h.dir();
     const validators = await Promise.all(Array.from({ length: N }, (_, i) => writeKey(dir, `v${i}`)));
@@ -66,10 +106,20 @@ async function main(): Promise<number> {
     const genesis = await writeGenesis(dir, { validators, alloc: [[faucet, SUPPLY]], slotMs: SLOT_MS });
     const g = genesisFromJson(genesis.json);
     const chainId = genesis.chainId;
-    cluster = await Cluster.create(h, genesis, validators.map((key, i) => ({
+    const specs = validators.map((key, i) => ({
       key, bootnodes: Array.from({ length: N }, (_, j) => j).filter((j) => j !== i), logLevel: 'info' as const,
-    })), { ipBase: 80 });
-    const c = cluster;
+    }));
+    let c: Cluster | NsCluster;
+    if (netns) {
+      topo = await NetnsTopology.create(N, { dir });
+      log(`namespaces: ${topo.namespaces.join(' ')}`);
+      c = new NsCluster(h, topo, genesis, specs);
+    } else {
+      c = cluster = await Cluster.create(h, genesis, specs, { ipBase: 80 });
+    }
+    const wireUrl = (i: number): string => (topo ? topo.hosts[i]!.wireUrl : `ws://${(c as Cluster).proxy.nodes[i]!.p2pArg}`);
+    const partition = async (groups: number[][]): Promise<void> => { if (topo) await topo.partition(groups); else (c as Cluster).proxy.partition(groups); };
+    const heal = async (): Promise<void> => { if (topo) await topo.heal(); else (c as Cluster).proxy.heal(); };
     await c.startAll();
     const live = (): NodeProc[] => c.nodes.filter((n): n is NodeProc => !!n && n.running);
     const all = (): NodeProc[] => c.nodes.map((n) => n!);
@@ -143,11 +193,83 @@ async function main(): Promise<number> {
       }
     };
 
+    // ---------------------------------------------------------------- network faults (namespace variant)
+    // Slow-network faults stay within the schedule's limits: one-way delay + jitter ≤ 300 ms < one 400 ms slot,
+    // caps ≥ 128 kbit/s (a block of this load is a few kB), stalls ≤ 5 slots. The chain must stay live through
+    // them: over the fault window every node's height (stall, reset: the best height) grows by ≥ 1/4 of the slots.
+    const netFault = async (t: NetnsTopology, kind: NetKind): Promise<void> => {
+      const i = rng.int(0, N - 1);
+      const h0 = await maxHeight();
+      const before = await heads(all());
+      const w0 = Date.now();
+      let detail = '';
+      let perNode = true;
+      switch (kind) {
+        case 'latency+jitter': {
+          const ms = rng.int(30, 120);
+          const jitter = rng.int(20, 100);
+          await t.setLatencyAll(ms, jitter);
+          detail = `${ms} ms + 0–${jitter} ms on every link`;
+          await sleep(SLOT_MS * rng.int(6, 10));
+          await t.clearDelays();
+          break;
+        }
+        case 'asymmetric slowness': {
+          const ms = rng.int(150, 250);
+          const dir = rng.pick(['up', 'down'] as const);
+          await t.slowHost(i, ms, rng.int(0, 50), dir);
+          detail = `node ${i} ${dir === 'up' ? 'sends' : 'receives'} +${ms} ms, other direction untouched`;
+          await sleep(SLOT_MS * rng.int(6, 10));
+          await t.clearDelays();
+          break;
+        }
+        case 'bandwidth cap (tbf)': {
+          const kbit = rng.pick([128, 256, 512]);
+          const dir = rng.pick(['up', 'down', 'both'] as const);
+          await t.rateLimit(i, kbit, dir);
+          await sleep(SLOT_MS * rng.int(6, 10));
+          detail = `node ${i} ${kbit} kbit/s ${dir}: ${await t.rateStats(i)}`;
+          await t.clearRate(i);
+          break;
+        }
+        case 'stall': {
+          const ms = SLOT_MS * rng.int(2, 5);
+          await t.stall(i, ms);
+          detail = `node ${i} links held ${ms} ms`;
+          perNode = false;
+          await sleep(ms + SLOT_MS * 2);
+          break;
+        }
+        case 'connection reset': {
+          const n = await t.reset(i);
+          await sleep(SLOT_MS);
+          const m = await t.reset(rng.int(0, N - 1));
+          detail = `${n} + ${m} connections reset`;
+          perNode = false;
+          await sleep(SLOT_MS * 5);
+          break;
+        }
+      }
+      faults[kind]!++;
+      const after = await heads(all());
+      const slots = Math.floor((Date.now() - w0) / SLOT_MS);
+      const growth = after.map((x, k) => x.height - before[k]!.height);
+      const g = perNode ? Math.min(...growth) : Math.max(...after.map((x) => x.height)) - Math.max(...before.map((x) => x.height));
+      const lv = (liveness[kind] ??= { checks: 0, live: 0, worst: '' });
+      lv.checks++;
+      const worstRatio = lv.worst ? Number(lv.worst.split('/')[0]) / Number(lv.worst.split('/')[1]) : Infinity;
+      if (g / Math.max(1, slots) < worstRatio) lv.worst = `${g}/${slots}`;
+      if (g >= Math.max(1, Math.floor(slots / 4))) lv.live++;
+      else failures.push(`${kind} (${detail}): chain not live: growth ${growth.join(',')} over ${slots} slots`);
+      log(`  ${kind}: ${detail}; growth ${growth.join(',')} over ${slots} slots`);
+      await recovered(kind, Date.now(), Math.max(h0 + 1, ...after.map((x) => x.height)));
+    };
+
     // ---------------------------------------------------------------- byzantine inputs
     const kinds = ['garbage', 'wrong_proposer', 'forged_signature', 'bad_state_root', 'invalid_tx_sig', 'oversized', 'truncated', 'future_valid'] as const;
     const byzantineInput = async (kind: typeof kinds[number], target: number): Promise<void> => {
       const n = c.node(target);
-      const url = `ws://${c.proxy.nodes[target]!.p2pArg}`;
+      const url = wireUrl(target);
       const key = memKey();
       const p = await WirePeer.connect(url);
       try {
@@ -240,12 +362,14 @@ async function main(): Promise<number> {
         await recovered(kind, since, h0 + 1);
       } else {
         const groups = rng.next() < 0.5 ? [[0, 1], [2, 3]] : [[0, 1, 2].filter((x) => x !== i).concat(i === 3 ? [] : [3]), [i]];
-        c.proxy.partition(groups);
-        faults[kind]!++;
+        await partition(groups);
+        faults[PARTITION]!++;
         await sleep(SLOT_MS * rng.int(4, 8));
-        c.proxy.heal();
-        await recovered(kind, Date.now(), h0 + 1);
+        await heal();
+        await recovered(PARTITION, Date.now(), h0 + 1);
       }
+      // Namespace variant: one network fault per round, rotating.
+      if (topo) await netFault(topo, NET_KINDS[r % NET_KINDS.length]!);
       // A byzantine input against a random node.
       try {
         await byzantineInput(kinds[r % kinds.length]!, rng.int(0, N - 1));
@@ -296,7 +420,8 @@ async function main(): Promise<number> {
     const avg = (a: number[]) => (a.length ? Math.round(a.reduce((x, y) => x + y, 0) / a.length) : 0);
     const rows: [string, string][] = [
       ['rounds / seed', `${ROUNDS} / ${SEED}`],
-      ...Object.keys(faults).map((k) => [`fault: ${k}`, `${faults[k]} injected, ${recoveries[k]} recovered (avg ${avg(recoveryMs[k]!)} ms, max ${Math.max(0, ...recoveryMs[k]!)} ms)`] as [string, string]),
+      ...(NETNS_ASKED ? [['network', netns ? `namespaces (${N} hosts, veth → hub bridges, tbf, userspace fault proxies)` : `127.0.0.1 source-IP proxy${netnsWhy ? ` (--netns unavailable: ${netnsWhy})` : ''}`] as [string, string]] : []),
+      ...Object.keys(faults).map((k) => [`fault: ${k}`, `${faults[k]} injected, ${recoveries[k]} recovered (avg ${avg(recoveryMs[k]!)} ms, max ${Math.max(0, ...recoveryMs[k]!)} ms)${liveness[k] ? `; live ${liveness[k]!.live}/${liveness[k]!.checks} (worst ${liveness[k]!.worst} blocks/slots)` : ''}`] as [string, string]),
       ...kinds.map((k) => [`byzantine: ${k}`, `${byzantine[k] ?? 0} tried`] as [string, string]),
       ['bans (all node logs)', `${bans} (honest nodes banned: ${honestBanned})`],
       ['transactions submitted', String(sent.size)],
@@ -315,11 +440,12 @@ async function main(): Promise<number> {
     for (const f of failures) console.log(`FAILURE: ${f}`);
 
     // FAULT_SUITE_OUT redirects the figures (CI's short run must not overwrite the recorded full run).
-    const outFile = process.env.FAULT_SUITE_OUT ?? path.join(REPO_ROOT, 'scripts', 'results', 'fault-suite.json');
+    // The namespace variant records its own figures next to the loopback run's.
+    const outFile = process.env.FAULT_SUITE_OUT ?? path.join(REPO_ROOT, 'scripts', 'results', netns ? 'fault-suite-netns.json' : 'fault-suite.json');
     mkdirSync(path.dirname(outFile), { recursive: true });
     writeFileSync(outFile, JSON.stringify({
-      date: new Date().toISOString(), rounds: ROUNDS, seed: SEED, validators: N, slotMs: SLOT_MS, netns: false,
-      faults, recoveries, recoveryMs, byzantine, bans, honestBanned,
+      date: new Date().toISOString(), rounds: ROUNDS, seed: SEED, validators: N, slotMs: SLOT_MS, netns,
+      ...(netnsWhy ? { netnsUnavailable: netnsWhy } : {}), faults, recoveries, recoveryMs, ...(netns ? { liveness } : {}), byzantine, bans, honestBanned,
       transactions: { submitted: sent.size, confirmed: sent.size - lostIds.size, lost: lostIds.size, sendErrors: loadErrors },
       supplyChecks: { passed: supplyChecksPassed, total: supplyChecks }, finalHeight, durationMs: Date.now() - t0, failures,
     }, null, 2) + '\n');
@@ -327,6 +453,7 @@ async function main(): Promise<number> {
   } finally {
     await cluster?.close();
     await h.cleanup();
+    await topo?.destroy();
   }
 }
 

@@ -253,6 +253,11 @@ export interface StartNodeOptions {
   /** Wait until the RPC answers getChainInfo (default true when there is an RPC port). */
   waitReady?: boolean;
   readyTimeoutMs?: number;
+  /**
+   * Command prefix the node is run under, e.g. ['ip', 'netns', 'exec', NS] (test/helpers/netns.ts). It must
+   * exec the node in place (as `ip netns exec` does), so the child's pid and signals are the node's own.
+   */
+  launcher?: string[];
 }
 
 export interface ExitInfo { code: number | null; signal: NodeJS.Signals | null }
@@ -496,7 +501,8 @@ export class Harness {
     const fd = openSync(logFile, 'a');
     let child: ChildProcess;
     try {
-      child = spawn(process.execPath, args, { cwd: dir, stdio: ['ignore', fd, fd] });
+      const [cmd, ...pre] = o.launcher?.length ? [...o.launcher, process.execPath] : [process.execPath];
+      child = spawn(cmd!, [...pre, ...args], { cwd: dir, stdio: ['ignore', fd, fd] });
     } finally {
       closeSync(fd); // the child holds its own copy
     }
