@@ -9,7 +9,7 @@
  * Transaction id: SHA-256 of the signed encoding.
  */
 import { decodeCanonical, encodeCanonical, EncodingError, expectArray, expectBytes, expectString, expectU64 } from '../encoding/canonical.js';
-import { concatBytes, toHex, U64_MAX, utf8 } from '../encoding/bytes.js';
+import { concatBytes, fromHex, toHex, U64_MAX, utf8 } from '../encoding/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { sign as ed25519Sign, getPublicKey, type VerifyItem } from '../crypto/ed25519.js';
 import { RuleError } from './rules.js';
@@ -56,13 +56,62 @@ export function signTx(u: UnsignedTx, secretKey: Uint8Array): Tx {
   if (toHex(pub) !== toHex(u.from)) throw new Error('secret key does not match the sender public key');
   const signature = ed25519Sign(txSigningMessage(u), secretKey);
   const bytes = encodeCanonical([...unsignedFields(u), signature]);
-  return makeTx(u, signature, bytes);
+  return new SignedTx(u, bytes);
 }
 
-function makeTx(u: UnsignedTx, signature: Uint8Array, bytes: Uint8Array): Tx {
-  const id = sha256(bytes);
-  return { ...u, signature, bytes, id, idHex: toHex(id) };
+/**
+ * A decoded transaction, kept compact because a node holds many (100k pending ones is ordinary): the
+ * scalar fields, the signed bytes and the id; `from`, `to`, `signature` and `id` are views made on access
+ * into the bytes (canonical form fixes their offsets). A plain object with every field materialized cost
+ * ~1.5 KB of heap per transaction, about ten times its encoding.
+ */
+class SignedTx implements Tx {
+  readonly chainId: string;
+  readonly amount: bigint;
+  readonly fee: bigint;
+  readonly nonce: bigint;
+  readonly memo: string;
+  readonly bytes: Uint8Array;
+  readonly idHex: string;
+  /** Offset of the sender key in `bytes` (the recipient's follows 34 bytes later, after its bin header). */
+  readonly #fromAt: number;
+
+  constructor(u: UnsignedTx, bytes: Uint8Array) {
+    this.chainId = internChainId(u.chainId);
+    this.amount = u.amount;
+    this.fee = u.fee;
+    this.nonce = u.nonce;
+    this.memo = u.memo;
+    this.bytes = bytes;
+    this.idHex = toHex(sha256(bytes));
+    // [0x99, version, chainId (str header + utf-8), 0xc4 0x20, from(32), 0xc4 0x20, to(32), …, 0xc4 0x40, sig(64)]
+    const n = memoEncoder.encode(u.chainId).length;
+    this.#fromAt = 2 + (n < 32 ? 1 : n < 0x100 ? 2 : 3) + n + 2;
+    const f = this.#fromAt;
+    if (bytes[f - 2] !== 0xc4 || bytes[f - 1] !== 32 || bytes[f + 32] !== 0xc4 || bytes[f + 33] !== 32 || bytes[bytes.length - 66] !== 0xc4 || bytes[bytes.length - 65] !== 64) {
+      throw new Error('internal: transaction bytes do not have the canonical layout'); // unreachable after canonical decode
+    }
+  }
+
+  get from(): Uint8Array { return view(this.bytes, this.#fromAt, 32); }
+  get to(): Uint8Array { return view(this.bytes, this.#fromAt + 34, 32); }
+  get signature(): Uint8Array { return view(this.bytes, this.bytes.length - 64, 64); }
+  get id(): Uint8Array { return fromHex(this.idHex); }
 }
+
+function view(b: Uint8Array, at: number, n: number): Uint8Array {
+  return new Uint8Array(b.buffer, b.byteOffset + at, n);
+}
+
+/** One string per chain id (every transaction of a chain names it; a handful of distinct ids at most). */
+const chainIds = new Map<string, string>();
+function internChainId(s: string): string {
+  const known = chainIds.get(s);
+  if (known !== undefined) return known;
+  if (chainIds.size < 64) chainIds.set(s, s);
+  return s;
+}
+
 
 /** Decode signed bytes. Throws RuleError (malformed | non_canonical | too_large | bad_version). */
 export function decodeTx(bytes: Uint8Array): Tx {
@@ -80,8 +129,8 @@ export function decodeTx(bytes: Uint8Array): Tx {
       nonce: expectU64(f[6]!, 'nonce'),
       memo: expectString(f[7]!, 'memo'),
     };
-    const signature = expectBytes(f[8]!, 'signature', 64);
-    return makeTx(u, signature, bytes);
+    expectBytes(f[8]!, 'signature', 64);
+    return new SignedTx(u, bytes);
   } catch (e) {
     throw asRuleError(e);
   }
