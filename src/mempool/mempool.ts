@@ -53,6 +53,8 @@ export type RemovalReason = 'included' | 'replaced' | 'evicted' | 'stale' | 'una
 export interface MempoolEvents {
   'tx:accepted': (tx: Tx) => void;
   'tx:removed': (e: { tx: Tx; reason: RemovalReason }) => void;
+  /** A transaction refused by a rule (metrics, logs); not emitted for I/O failures. */
+  'tx:rejected': (e: { id: string; rule: string }) => void;
 }
 
 export interface AddResult {
@@ -175,7 +177,13 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
    * one signature batch (parallel on a worker pool), one account read, one lock hold, one disk write.
    * Admission follows call order.
    */
-  async add(tx: Tx, opts: { persist?: boolean; keepOnWriteFailure?: boolean } = {}): Promise<AddResult> {
+  add(tx: Tx, opts: { persist?: boolean; keepOnWriteFailure?: boolean } = {}): Promise<AddResult> {
+    const p = this.#add(tx, opts);
+    p.catch((e: unknown) => { if (e instanceof RuleError) this.emit('tx:rejected', { id: tx.idHex, rule: e.rule }); });
+    return p;
+  }
+
+  async #add(tx: Tx, opts: { persist?: boolean; keepOnWriteFailure?: boolean }): Promise<AddResult> {
     if (this.#byId.has(tx.idHex)) return this.#duplicate(tx.idHex);
     if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
     checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);

@@ -11,7 +11,7 @@ import { createLogger, type Level } from '../util/log.js';
 import { packageRoot } from '../util/schemas.js';
 import { KeyFileError, newKeyPair, readKeyFile, writeKeyFile } from './keyfile.js';
 import { readGenesisFile, writeGenesisFile } from './genesisfile.js';
-import { MeshNode, StartupError, type HostPort } from './node.js';
+import { defaultVerifyThreads, MeshNode, StartupError, type HostPort } from './node.js';
 import { runDevnet } from './devnet.js';
 import { ChainError } from '../chain/chain.js';
 import { WALLET_SUMMARY, WALLET_USAGE, walletMain } from '../wallet/cli.js';
@@ -114,10 +114,14 @@ export const COMMANDS: Record<string, Command> = {
   --rpc        serve JSON-RPC 2.0 over HTTP on HOST:PORT (e.g. 127.0.0.1:8645)
   --p2p        listen for peers on HOST:PORT (ws://)
   --bootnodes  comma-separated ws://HOST:PORT peers to dial at start
-  --advertise  the ws://HOST:PORT peers should use to reach this node (default: the --p2p address)`,
+  --advertise  the ws://HOST:PORT peers should use to reach this node (default: the --p2p address)
+  --verify-threads  signature-verification worker threads (default: CPU count, at most 4; 0 = main thread)
+  --rpc-rate   JSON-RPC requests per second allowed per client IP, burst twice that (default 2000)
+  --no-metrics do not serve Prometheus metrics at GET /metrics on the --rpc port (served by default)`,
     options: {
       datadir: { type: 'string' }, genesis: { type: 'string' }, key: { type: 'string' }, p2p: { type: 'string' },
-      rpc: { type: 'string' }, bootnodes: { type: 'string' }, advertise: { type: 'string' }, ...LOG_OPTS,
+      rpc: { type: 'string' }, bootnodes: { type: 'string' }, advertise: { type: 'string' },
+      'verify-threads': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'no-metrics': { type: 'boolean' }, ...LOG_OPTS,
     },
     async run(v) {
       const datadir = required(v, 'datadir');
@@ -129,7 +133,10 @@ export const COMMANDS: Record<string, Command> = {
       const log = makeLogger(v);
       const genesis = await readGenesisFile(genesisPath);
       const key = v.key !== undefined ? await readKeyFile(v.key as string) : undefined;
-      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise }, { log });
+      const verifyThreads = v['verify-threads'] !== undefined ? intFlag(v, 'verify-threads', 0) : defaultVerifyThreads();
+      const rpcLimits = v['rpc-rate'] !== undefined ? (() => { const r = intFlag(v, 'rpc-rate', 1); return { ratePerSec: r, rateBurst: 2 * r }; })() : undefined;
+      const metrics = v['no-metrics'] !== true;
+      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise, verifyThreads, rpcLimits, metrics, processMetrics: metrics }, { log });
       log.info('node started', {
         datadir, chainId: genesis.chainId, genesisHash: node.chain.genesisHash, height: node.chain.head.height,
         validator: key?.address ?? null, rpc: node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null,

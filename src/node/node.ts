@@ -11,6 +11,8 @@ import { join } from 'node:path';
 import { Chain, genesisHashOf } from '../chain/chain.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache } from '../crypto/sigcache.js';
+import { WorkerVerifier } from '../crypto/verifypool.js';
+import { availableParallelism } from 'node:os';
 import type { Genesis } from '../ledger/genesis.js';
 import { Mempool, type MempoolLimits } from '../mempool/mempool.js';
 import { RpcDispatcher, RpcHttpServer } from '../rpc/server.js';
@@ -32,6 +34,8 @@ import type { Transport } from '../p2p/transport.js';
 import { systemRandom, type Random } from '../util/random.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { Producer } from './producer.js';
+import { NodeMetrics } from '../metrics/metrics.js';
+import { slotAt } from '../ledger/schedule.js';
 
 export interface HostPort { host: string; port: number }
 
@@ -47,6 +51,23 @@ export interface NodeConfig {
   mempool?: Partial<MempoolLimits>;
   net?: Partial<NetLimits>;
   rpcLimits?: Partial<RpcLimits>;
+  /**
+   * Signature verification threads: ≥ 1 runs a worker pool (the main thread stays free for I/O and
+   * consensus), 0 or unset verifies on the main thread. The CLI defaults to defaultVerifyThreads().
+   */
+  verifyThreads?: number;
+  /**
+   * Metrics (a per-node Prometheus registry, README "Metrics"): on unless false. With RPC they are served at
+   * GET /metrics on the RPC port (`--no-metrics` turns both off).
+   */
+  metrics?: boolean;
+  /** Also collect process metrics (CPU, RSS, GC, event-loop lag): for a real node process, not the simulator. */
+  processMetrics?: boolean;
+}
+
+/** One verification worker per CPU, at most 4 (a verifier is rarely the bottleneck beyond that). */
+export function defaultVerifyThreads(): number {
+  return Math.max(1, Math.min(4, availableParallelism()));
 }
 
 /** JSON-RPC limits (all configurable; documented in README "JSON-RPC"). */
@@ -93,6 +114,8 @@ export class MeshNode {
   rpcAddress: HostPort | undefined;
   /** Where the admin token lives (admin JSON-RPC methods need `Authorization: Bearer <token>`). */
   adminTokenPath: string | undefined;
+  /** The node's metrics (undefined with `metrics: false`). */
+  readonly metrics: NodeMetrics | undefined;
   readonly startedAt: number;
   readonly #clock: Clock;
   readonly #validator: string | undefined;
@@ -103,8 +126,9 @@ export class MeshNode {
   #mempoolWork: Promise<void> = Promise.resolve();
   #stopping = false;
 
-  private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger, clock: Clock, validator: string | undefined) {
+  private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger, clock: Clock, validator: string | undefined, metrics: NodeMetrics | undefined) {
     this.#db = db;
+    this.metrics = metrics;
     this.#clock = clock;
     this.startedAt = clock.now();
     this.#validator = validator;
@@ -131,8 +155,24 @@ export class MeshNode {
       const cause = (e as { cause?: Error }).cause?.message ?? (e as Error).message;
       throw new StartupError(`cannot open the database at ${dbDir}: ${cause}${/lock/i.test(cause) ? ' (is another node using this datadir?)' : ''}`);
     }
+    let verifierRef: SignatureVerifier | undefined;
+    const metrics = cfg.metrics === false ? undefined : new NodeMetrics({
+      processMetrics: cfg.processMetrics,
+      info: { version: packageVersion(), chainId: cfg.genesis.chainId, validator: !!cfg.key },
+      clockSlot: () => slotAt(cfg.genesis, clock.now()),
+      // A verifier with a queue (the worker pool) exposes `pending`; the inline verifier has no queue.
+      verifyQueueDepth: () => {
+        const pending = (verifierRef as { pending?: unknown } | undefined)?.pending;
+        return typeof pending === 'number' ? pending : undefined;
+      },
+    });
+    // Store writes are timed below chain, mempool and network (meshledger_db_write_seconds).
+    if (metrics) db = metrics.timeStore(db);
     try {
-      const verifier = deps.verifier ?? new InlineVerifier();
+      const verifier = deps.verifier ?? (cfg.verifyThreads
+        ? new WorkerVerifier(cfg.verifyThreads, { onWorkerLost: (why) => log.warn('signature worker lost; its jobs were verified on the main thread', { why }) })
+        : new InlineVerifier());
+      verifierRef = verifier;
       const sigCache = new SigCache();
       const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, log: log.child({ mod: 'chain' }) });
       const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }), clock });
@@ -144,8 +184,13 @@ export class MeshNode {
           onBlock: (b) => node.network?.relayBlock(b),
         })
         : undefined;
-      node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address);
+      node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address, metrics);
       node.#wire();
+      if (metrics) {
+        metrics.observeChain(chain);
+        metrics.observeMempool(mempool);
+        if (producer) metrics.observeProducer(producer);
+      }
       // Fork choice over what is stored, now that the mempool listens (see Chain.reconsider).
       await chain.reconsider();
       if (cfg.p2p || cfg.bootnodes?.length) {
@@ -164,11 +209,13 @@ export class MeshNode {
         } catch (e) {
           throw new StartupError(`cannot start P2P on ${cfg.p2p ? `${cfg.p2p.host}:${cfg.p2p.port}` : 'outbound only'}: ${(e as Error).message}`);
         }
+        metrics?.observeNetwork(node.network);
       }
       if (cfg.rpc) await node.#startRpc(cfg.rpc, { ...DEFAULT_RPC_LIMITS, ...cfg.rpcLimits }, cfg.datadir);
       producer?.start();
       return node;
     } catch (e) {
+      metrics?.close();
       await db.close().catch(() => {});
       throw e;
     }
@@ -209,6 +256,15 @@ export class MeshNode {
     });
     this.#rpc = new RpcHttpServer(dispatcher, { log, maxBodyBytes: limits.maxBodyBytes, cors: limits.cors, adminToken });
     attachWebSocket(this.#rpc, dispatcher, this.#subs, { maxMessageBytes: limits.maxBodyBytes, log });
+    const metrics = this.metrics;
+    if (metrics) {
+      // Prometheus scrape endpoint: no auth (read-only figures, no keys or addresses); off with --no-metrics.
+      this.#rpc.addRoute('GET', '/metrics', async (_req, res) => {
+        const { contentType, body } = await metrics.scrape();
+        res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': String(Buffer.byteLength(body)) });
+        res.end(body);
+      });
+    }
     try {
       this.rpcAddress = await this.#rpc.listen(addr.host, addr.port);
     } catch (e) {
@@ -228,6 +284,7 @@ export class MeshNode {
     await this.mempool.flush();
     await this.chain.close();
     await this.#db.close();
+    this.metrics?.close();
   }
 }
 

@@ -14,6 +14,7 @@ import type { Tx } from '../ledger/tx.js';
 import type { BlockEntry, Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
+import { TypedEmitter } from '../util/events.js';
 import type { Logger } from '../util/log.js';
 
 export interface ProducerOptions {
@@ -27,7 +28,17 @@ export interface ProducerOptions {
   onBlock?: (block: Block) => void;
 }
 
-export class Producer {
+export interface ProducerEvents {
+  /** This validator produced a block for one of its slots (the chain's verdict in `status`). */
+  'block:produced': (e: { block: Block; slot: number; status: string }) => void;
+  /**
+   * One of this validator's slots passed without a block from it: `error` = building or adding the block
+   * failed; `late` = the process woke too late in (or after) the slot (blocked event loop, suspended process).
+   */
+  'slot:missed': (e: { slot: number; reason: 'error' | 'late' }) => void;
+}
+
+export class Producer extends TypedEmitter<ProducerEvents> {
   readonly #o: ProducerOptions;
   #timer: TimerHandle | null = null;
   #stopped = true;
@@ -36,6 +47,7 @@ export class Producer {
   missed = 0;
 
   constructor(opts: ProducerOptions) {
+    super();
     this.#o = opts;
     if (!opts.chain.genesis.validators.some((v) => bytesEqual(v, opts.publicKey))) {
       throw new Error('this key is not in the genesis validator list');
@@ -60,8 +72,16 @@ export class Producer {
     const now = this.#o.clock.now();
     const cur = slotAt(g, now);
     let slot = Math.max(cur, this.#lastSlot + 1, 1);
+    // Own slots that passed while this process was busy or suspended (not before its first slot: those
+    // belong to the time it was not running).
+    if (this.#lastSlot >= 0) {
+      for (let s = this.#lastSlot + 1, n = 0; s < cur && n < 10_000; s++, n++) if (this.#owns(s)) this.emit('slot:missed', { slot: s, reason: 'late' });
+    }
     // Joining late in a slot: leave it (a block built now would reach peers too late to be useful).
-    if (slot === cur && now - slotStart(g, cur) > g.slotMs / 2) slot++;
+    if (slot === cur && now - slotStart(g, cur) > g.slotMs / 2) {
+      if (this.#lastSlot >= 0 && this.#owns(cur)) this.emit('slot:missed', { slot: cur, reason: 'late' });
+      slot++;
+    }
     while (!this.#owns(slot)) slot++;
     const delay = Math.max(0, slotStart(g, slot) - now);
     this.#timer = this.#o.clock.setTimeout(() => { void this.#tick(slot); }, delay);
@@ -84,11 +104,13 @@ export class Producer {
         const res = await this.#o.chain.addBlock(block);
         this.produced++;
         this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status });
+        this.emit('block:produced', { block, slot, status: res.status });
         this.#o.onBlock?.(block);
       }
     } catch (e) {
       this.missed++;
       this.#o.log.error('block production failed', { slot, error: e instanceof Error ? e.message : String(e) });
+      this.emit('slot:missed', { slot, reason: 'error' });
     } finally {
       this.#schedule();
     }

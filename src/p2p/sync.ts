@@ -8,7 +8,8 @@
  *      peer whose head is high enough gets a share; a range a peer cannot serve falls back to the source);
  *   3. hand the blocks to the chain strictly in order as ranges complete; out-of-order ranges wait in a
  *      bounded window. The chain validates everything and switches heads only to a better valid chain.
- * Rounds repeat until no peer shows a better head. Progress (height, target, blocks/s, time left) is logged.
+ * Rounds repeat until no peer shows a better head. Progress (height/target, blocks/s, tx/s, time left) is
+ * logged at most every 2 s while catching up, and once at the end; `status` exposes it (metrics).
  */
 import { bytesEqual, fromHex, toHex } from '../encoding/bytes.js';
 import { betterHead, type Chain } from '../chain/chain.js';
@@ -43,6 +44,10 @@ export class Syncer {
   /** Heads we already tried and failed to reach, so a stale or lying status does not loop us. */
   readonly #futile = new Set<string>();
   blocksSynced = 0;
+  /** Transactions in the blocks counted by blocksSynced. */
+  txsSynced = 0;
+  /** The current catch-up (several rounds, one per HASHES_PER_ROUND hashes), for progress and status. */
+  #session: { started: number; blocks: number; txs: number; target: number } | undefined;
   /** Blocks delivered per peer (node id prefix) in the current round: evidence of parallel download. */
   #sources = new Map<string, number>();
 
@@ -51,6 +56,19 @@ export class Syncer {
   }
 
   get running(): boolean { return this.#running; }
+
+  /**
+   * Catch-up state: `syncing` while a round downloads blocks towards `target`; otherwise `target` is the best
+   * head height a ready peer shows (or ours, if higher), so target − height is how far behind this node is.
+   */
+  get status(): { syncing: boolean; height: number; target: number } {
+    const height = this.#d.chain.head.height;
+    const s = this.#session;
+    if (this.#running && s && s.target > height) return { syncing: true, height, target: s.target };
+    let target = height;
+    for (const p of this.#d.readyPeers()) target = Math.max(target, p.headHeight);
+    return { syncing: false, height, target };
+  }
 
   stop(): void { this.#stopped = true; }
 
@@ -76,6 +94,31 @@ export class Syncer {
   }
 
   async #loop(): Promise<void> {
+    const now = this.#d.clock.now();
+    this.#session = { started: now, blocks: this.blocksSynced, txs: this.txsSynced, target: this.#d.chain.head.height };
+    this.#lastLog = now; // the first progress line after 2 s of work
+    try {
+      await this.#rounds();
+    } finally {
+      this.#finish();
+    }
+  }
+
+  /** The end of a catch-up: one line with the totals (only for real catch-up work, not single blocks). */
+  #finish(): void {
+    const s = this.#session;
+    if (!s) return;
+    const blocks = this.blocksSynced - s.blocks;
+    if (blocks < 16) return;
+    const txs = this.txsSynced - s.txs;
+    const secs = Math.max(0.001, (this.#d.clock.now() - s.started) / 1000);
+    this.#d.log.info('sync finished', {
+      height: this.#d.chain.head.height, target: s.target, blocks, txs, seconds: Number(secs.toFixed(2)),
+      blocksPerSec: Math.round(blocks / secs), txPerSec: Math.round(txs / secs),
+    });
+  }
+
+  async #rounds(): Promise<void> {
     do {
       this.#again = false;
       for (let rounds = 0; rounds < 10_000 && !this.#stopped; rounds++) {
@@ -112,6 +155,7 @@ export class Syncer {
     });
     if (need.length === 0) return false;
     const target = Math.max(source.headHeight, res.forkHeight + res.hashes.length);
+    if (this.#session) this.#session.target = Math.max(this.#session.target, target);
     this.#sources = new Map();
     const started = this.#d.clock.now();
     const before = this.blocksSynced;
@@ -134,9 +178,9 @@ export class Syncer {
       for (const b of blocks) {
         const r = await this.#d.accept(b, source);
         if (r === 'invalid') return this.blocksSynced > before;
-        if (r === 'accepted') this.blocksSynced++;
+        if (r === 'accepted') { this.blocksSynced++; this.txsSynced += b.txs.length; }
       }
-      this.#progress(target, started, before);
+      this.#progress(target);
       if (this.#stopped) break;
     }
     if (this.blocksSynced - before >= 16) {
@@ -179,16 +223,18 @@ export class Syncer {
     return out;
   }
 
-  #progress(target: number, started: number, before: number): void {
+  #progress(target: number): void {
     const now = this.#d.clock.now();
+    const s = this.#session;
     // Following the head a block at a time is not "syncing": log only real catch-up work.
-    if (now - this.#lastLog < 2000 || target - this.#d.chain.head.height < 16) return;
+    if (!s || now - this.#lastLog < 2000 || target - this.#d.chain.head.height < 16) return;
     this.#lastLog = now;
     const height = this.#d.chain.head.height;
-    const done = this.blocksSynced - before;
-    const rate = done / Math.max(0.001, (now - started) / 1000);
+    const secs = Math.max(0.001, (now - s.started) / 1000);
+    const rate = (this.blocksSynced - s.blocks) / secs;
     this.#d.log.info('sync progress', {
-      height, target, blocksPerSec: Math.round(rate), peers: this.#d.readyPeers().length,
+      height, target, percent: Number(((100 * height) / Math.max(1, target)).toFixed(1)),
+      blocksPerSec: Math.round(rate), txPerSec: Math.round((this.txsSynced - s.txs) / secs), peers: this.#d.readyPeers().length,
       secondsLeft: rate > 0 ? Math.round(Math.max(0, target - height) / rate) : null,
     });
   }

@@ -285,6 +285,8 @@ export class RpcDispatcher {
   /** The document without admin methods: what unauthenticated callers can discover. */
   private readonly publicDocText: string;
   private readonly adminMethods = new Set<string>();
+  /** Methods marked `x-batch-concurrent` in the OpenRPC document (see handle()). */
+  private readonly batchConcurrent = new Set<string>();
   private readonly admit: RpcDispatcherOptions['admit'];
   private readonly log: RpcLog;
   readonly maxBatch: number;
@@ -296,6 +298,7 @@ export class RpcDispatcher {
     this.docText = JSON.stringify(this.doc);
     for (const m of Array.isArray(this.doc.methods) ? this.doc.methods : []) {
       if (isObject(m) && m['x-admin'] === true && typeof m.name === 'string') this.adminMethods.add(m.name);
+      if (isObject(m) && m['x-batch-concurrent'] === true && typeof m.name === 'string') this.batchConcurrent.add(m.name);
     }
     this.publicDocText = JSON.stringify({ ...this.doc, methods: (this.doc.methods as { name: string }[]).filter((m) => !this.adminMethods.has(m.name)) });
     this.admit = opts.admit;
@@ -428,12 +431,22 @@ export class RpcDispatcher {
           const r = new RawIdScanner(body).scan();
           if (Array.isArray(r) && r.length === parsed.length) raw = r;
         }
-        // Sequential on purpose: requests in one batch take effect in the order sent (e.g. consecutive nonces).
-        const out: string[] = [];
+        // Requests in one batch take effect in the order sent (e.g. consecutive nonces). A run of consecutive
+        // `x-batch-concurrent` methods (their handlers take effect synchronously, in call order) is started
+        // together so the node can process it as one batch; anything else waits for what came before it.
+        const results: (string | undefined)[] = [];
+        let run: Promise<string | undefined>[] = [];
         for (let i = 0; i < parsed.length; i++) {
-          const r = await this.one(parsed[i], raw?.[i], ctx);
-          if (r !== undefined) out.push(r);
+          const req = parsed[i];
+          if (isObject(req) && typeof req.method === 'string' && this.batchConcurrent.has(req.method)) {
+            run.push(this.one(req, raw?.[i], ctx));
+            continue;
+          }
+          if (run.length) { results.push(...(await Promise.all(run))); run = []; }
+          results.push(await this.one(req, raw?.[i], ctx));
         }
+        if (run.length) results.push(...(await Promise.all(run)));
+        const out = results.filter((r): r is string => r !== undefined);
         return out.length ? `[${out.join(',')}]` : undefined;
       }
       let raw: string | undefined;

@@ -469,6 +469,23 @@ describe('admission batches', () => {
     assert.ok(isRule('replacement_underpriced')((r2[1] as PromiseRejectedResult).reason));
   });
 
+  test('refusals by a rule are announced as tx:rejected with the rule; I/O failures are not', async () => {
+    const accounts = rich();
+    let fail = false;
+    const flaky: AccountSource = { getAccounts: async (k) => { if (fail) throw new Error('disk read failed'); return accounts.getAccounts(k); } };
+    const { mp } = await makePool({ accounts: flaky });
+    const seen: { id: string; rule: string }[] = [];
+    mp.on('tx:rejected', (e) => seen.push(e));
+    const low = tx(alice, 0n, MIN_FEE - 1n);
+    await assert.rejects(mp.add(low), isRule('fee_too_low'));
+    const ok = tx(bob, 0n, 10n);
+    await mp.add(ok);
+    await mp.add(ok); // a duplicate is not a refusal
+    fail = true;
+    await assert.rejects(mp.add(tx(carol, 0n, 10n)), /disk read failed/);
+    assert.deepEqual(seen, [{ id: low.idHex, rule: 'fee_too_low' }]);
+  });
+
   test('a failing account read rejects that batch only; the next batch is admitted', async () => {
     const accounts = rich();
     let fail = true;
