@@ -5,7 +5,8 @@
  * after the fill and a 2 s settle; also the idle RSS before the fill and the peak (VmHWM).
  * The launcher answers SIGUSR2 with process.memoryUsage() before and after a full GC (--expose-gc; the
  * RSS figure itself is read BEFORE that signal, so the forced GC does not flatter it).
- * Target: 300 MB (read as 300 MiB here; RSS is reported in MiB).
+ * Target: 300 MB = 286.1 MiB (RSS is reported in MiB; the target is the issue's decimal megabytes).
+ * Options: --verify-threads N (the node's signature workers; default: the node's default), --node-args '…'.
  * Run: node dist/scripts/bench/memory.js [--smoke]    Writes scripts/bench/results/memory.json.
  */
 import fs from 'node:fs';
@@ -18,14 +19,21 @@ import { rssMiB, sendAll, startBenchNode } from './nodeproc.js';
 
 const SENDERS = SMOKE ? 100 : 2000;
 const PER_SENDER = SMOKE ? 10 : 50;
-const TARGET_MIB = 300;
+const TARGET_MIB = Number((300e6 / 1048576).toFixed(1)); // 300 MB
 
 const dir = tmpDir('memory');
 const [validator] = makeAccounts('validator', 1);
 const accts = makeAccounts('memory', SENDERS);
 const genesisFile = path.join(dir, 'genesis.json');
 writeGenesisJson(genesisFile, makeGenesis([validator!], accts, 10n ** 12n));
-const node = await startBenchNode({ dir, genesisFile });
+// --node-args '<flags>' runs the node with extra Node/V8 flags (e.g. to study heap sizing).
+const nodeArgsAt = process.argv.indexOf('--node-args');
+// --verify-threads N: the node's signature worker threads (default: the node's own default).
+const vtAt = process.argv.indexOf('--verify-threads');
+const node = await startBenchNode({
+  dir, genesisFile, nodeArgs: nodeArgsAt > 0 ? process.argv[nodeArgsAt + 1]!.split(' ').filter(Boolean) : [],
+  ...(vtAt > 0 ? { verifyThreads: Number(process.argv[vtAt + 1]) } : {}),
+});
 let usage: Record<string, number> | undefined;
 let idle, filled, size = 0, bytes = 0, fillPerSec = 0;
 try {
@@ -65,8 +73,8 @@ console.log(`node RSS: idle ${idle.rss.toFixed(1)} MiB, with ${size} pending txs
 console.log(`  process.memoryUsage() in the node (MiB): ${JSON.stringify(usage)}`);
 console.log(`  ≈ ${perTxBytes.toFixed(0)} bytes of RSS per pending tx; fill rate ${fillPerSec.toFixed(0)} tx/s`);
 const summary = [
-  row(`node RSS with ${size} mempool txs`, filled.rss, 'MiB', { name: 'target', value: TARGET_MIB, unit: 'MiB' }, `≤ ${TARGET_MIB} MB`),
-  row(`node peak RSS (VmHWM) during the fill`, filled.hwm, 'MiB', { name: 'target', value: TARGET_MIB, unit: 'MiB' }, `≤ ${TARGET_MIB} MB`),
+  row(`node RSS with ${size} mempool txs`, filled.rss, 'MiB', { name: 'target 300 MB', value: TARGET_MIB, unit: 'MiB' }, '≤ 300 MB'),
+  row(`node peak RSS (VmHWM) during the fill`, filled.hwm, 'MiB', { name: 'target 300 MB', value: TARGET_MIB, unit: 'MiB' }, '≤ 300 MB'),
 ];
 printRows(summary);
 writeResult('memory', {

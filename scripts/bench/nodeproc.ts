@@ -17,13 +17,13 @@ process.once('exit', () => { for (const c of live) c.kill('SIGKILL'); });
 
 export interface BenchNode { child: ChildProcess; pid: number; rpcPort: number; logFile: string; stop(): Promise<void> }
 
-export async function startBenchNode(o: { dir: string; genesisFile: string; name?: string; ratePerSec?: number; p2pPort?: number; bootnodes?: string[]; key?: string; rpcPort?: number }): Promise<BenchNode> {
+export async function startBenchNode(o: { dir: string; genesisFile: string; name?: string; ratePerSec?: number; p2pPort?: number; bootnodes?: string[]; key?: string; rpcPort?: number; logLevel?: 'info' | 'warn'; nodeArgs?: string[]; verifyThreads?: number }): Promise<BenchNode> {
   const rpcPort = o.rpcPort ?? (await freePort());
   const name = o.name ?? 'node';
   const logFile = path.join(o.dir, `${name}.log`);
   const fd = fs.openSync(logFile, 'a');
-  const cfg = { datadir: path.join(o.dir, `data-${name}`), genesis: o.genesisFile, rpcPort, ratePerSec: o.ratePerSec, p2pPort: o.p2pPort, bootnodes: o.bootnodes, key: o.key };
-  const child = spawn(process.execPath, ['--expose-gc', MAIN, JSON.stringify(cfg)], { stdio: ['ignore', fd, fd] });
+  const cfg = { datadir: path.join(o.dir, `data-${name}`), genesis: o.genesisFile, rpcPort, ratePerSec: o.ratePerSec, p2pPort: o.p2pPort, bootnodes: o.bootnodes, key: o.key, logLevel: o.logLevel, verifyThreads: o.verifyThreads };
+  const child = spawn(process.execPath, ['--expose-gc', ...(o.nodeArgs ?? []), MAIN, JSON.stringify(cfg)], { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   live.add(child);
   let exited = false;
@@ -49,6 +49,13 @@ export async function startBenchNode(o: { dir: string; genesisFile: string; name
       clearTimeout(t);
     },
   };
+}
+
+/** CPU seconds (user + system) used so far by process `pid` (Linux /proc/<pid>/stat, clock ticks of 1/100 s). */
+export function cpuSeconds(pid: number): number {
+  const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // fields from #3 (state) on
+  return (Number(f[11]) + Number(f[12])) / 100; // utime (#14), stime (#15)
 }
 
 /** VmRSS and VmHWM of `pid` in MiB (Linux /proc). */

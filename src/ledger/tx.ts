@@ -67,10 +67,12 @@ export function signTx(u: UnsignedTx, secretKey: Uint8Array): Tx {
  */
 class SignedTx implements Tx {
   readonly chainId: string;
-  readonly amount: bigint;
-  readonly fee: bigint;
-  readonly nonce: bigint;
   readonly memo: string;
+  // amount, fee, nonce: a number while it is a safe integer (a small one costs no allocation at all), else
+  // the bigint; the getters always answer bigint.
+  readonly #amount: number | bigint;
+  readonly #fee: number | bigint;
+  readonly #nonce: number | bigint;
   readonly bytes: Uint8Array;
   readonly idHex: string;
   /** Offset of the sender key in `bytes` (the recipient's follows 34 bytes later, after its bin header). */
@@ -78,9 +80,9 @@ class SignedTx implements Tx {
 
   constructor(u: UnsignedTx, bytes: Uint8Array) {
     this.chainId = internChainId(u.chainId);
-    this.amount = u.amount;
-    this.fee = u.fee;
-    this.nonce = u.nonce;
+    this.#amount = compactU64(u.amount);
+    this.#fee = compactU64(u.fee);
+    this.#nonce = compactU64(u.nonce);
     this.memo = u.memo;
     this.bytes = bytes;
     this.idHex = toHex(sha256(bytes));
@@ -93,10 +95,18 @@ class SignedTx implements Tx {
     }
   }
 
+  get amount(): bigint { return BigInt(this.#amount); }
+  get fee(): bigint { return BigInt(this.#fee); }
+  get nonce(): bigint { return BigInt(this.#nonce); }
   get from(): Uint8Array { return view(this.bytes, this.#fromAt, 32); }
   get to(): Uint8Array { return view(this.bytes, this.#fromAt + 34, 32); }
   get signature(): Uint8Array { return view(this.bytes, this.bytes.length - 64, 64); }
   get id(): Uint8Array { return fromHex(this.idHex); }
+}
+
+const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
+function compactU64(v: bigint): number | bigint {
+  return v <= MAX_SAFE ? Number(v) : v;
 }
 
 function view(b: Uint8Array, at: number, n: number): Uint8Array {

@@ -64,7 +64,8 @@ export interface AddResult {
 
 interface Entry {
   tx: Tx;
-  sender: AccountKey;
+  /** Its sender's queue (holds the sender key: one string per sender, not one per transaction). */
+  q: SenderQueue;
   seq: number;
 }
 
@@ -75,14 +76,22 @@ interface PendingAdd {
   reject: (e: unknown) => void;
 }
 
+/** A nonce as a Map key: the number while it is a safe integer (small ones cost no allocation), else its decimal string. */
+type NonceKey = number | string;
+function nonceKey(n: bigint): NonceKey {
+  return n <= MAX_SAFE_NONCE ? Number(n) : n.toString();
+}
+const MAX_SAFE_NONCE = BigInt(Number.MAX_SAFE_INTEGER);
+
 /** Largest admission batch: bounds one lock hold and one signature batch. */
 const MAX_ADMIT_BATCH = 1024;
 
 interface SenderQueue {
+  key: AccountKey;
   /** Account nonce as of the last check (the next executable nonce). */
   accountNonce: bigint;
-  /** Pending transactions by nonce (decimal string keys). */
-  byNonce: Map<string, Entry>;
+  /** Pending transactions by nonce (see nonceKey). */
+  byNonce: Map<NonceKey, Entry>;
   /** Sum of amount + fee over byNonce (kept in step with it). */
   committed: bigint;
 }
@@ -135,7 +144,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   nextNonce(sender: Uint8Array, accountNonce: bigint): bigint {
     const q = this.#senders.get(toHex(sender));
     let n = accountNonce;
-    while (q?.byNonce.has(n.toString())) n++;
+    while (q?.byNonce.has(nonceKey(n))) n++;
     return n;
   }
 
@@ -285,10 +294,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     if (tx.nonce >= account.nonce + BigInt(this.limits.maxPerSender)) {
       throw new RuleError('too_many_pending', `nonce ${tx.nonce} is more than ${this.limits.maxPerSender} ahead of account nonce ${account.nonce}`);
     }
-    const q = this.#senders.get(sender) ?? { accountNonce: account.nonce, byNonce: new Map<string, Entry>(), committed: 0n };
+    const q = this.#senders.get(sender) ?? { key: sender, accountNonce: account.nonce, byNonce: new Map<NonceKey, Entry>(), committed: 0n };
     q.accountNonce = account.nonce;
-    const nonceKey = tx.nonce.toString();
-    const old = q.byNonce.get(nonceKey);
+    const key = nonceKey(tx.nonce);
+    const old = q.byNonce.get(key);
     if (old) {
       const bump = old.tx.fee * BigInt(this.limits.replaceBumpPercent) / 100n;
       const needed = old.tx.fee + (bump > 1n ? bump : 1n);
@@ -314,10 +323,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     }
     for (const v of evict) this.#remove(v, 'evicted');
     if (old) this.#remove(old, 'replaced');
-    const entry: Entry = { tx, sender, seq: this.#seq++ };
-    q.byNonce.set(nonceKey, entry);
+    const entry: Entry = { tx, q, seq: this.#seq++ };
+    q.byNonce.set(key, entry);
     q.committed += tx.amount + tx.fee;
-    this.#senders.set(sender, q);
+    this.#senders.set(q.key, q);
     this.#byId.set(tx.idHex, entry);
     this.#bytes += tx.bytes.length;
     if (persist) {
@@ -345,11 +354,9 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     if (this.#byId.get(e.tx.idHex) !== e) return;
     this.#byId.delete(e.tx.idHex);
     this.#bytes -= e.tx.bytes.length;
-    const q = this.#senders.get(e.sender);
-    if (q) {
-      if (q.byNonce.delete(e.tx.nonce.toString())) q.committed -= e.tx.amount + e.tx.fee;
-      if (q.byNonce.size === 0) this.#senders.delete(e.sender);
-    }
+    const q = e.q;
+    if (q.byNonce.delete(nonceKey(e.tx.nonce))) q.committed -= e.tx.amount + e.tx.fee;
+    if (q.byNonce.size === 0 && this.#senders.get(q.key) === q) this.#senders.delete(q.key);
     void this.#persist({ type: 'del', key: layout.mempool(e.tx.id) }).catch((err) => this.#log.error('mempool delete failed', { error: err }));
     this.emit('tx:removed', { tx: e.tx, reason });
   }
@@ -381,7 +388,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   candidates(maxTxs: number, maxBytes: number): Tx[] {
     const heap = new Heap<Entry>((a, b) => (a.tx.fee !== b.tx.fee ? a.tx.fee > b.tx.fee : a.seq < b.seq));
     for (const q of this.#senders.values()) {
-      const first = q.byNonce.get(q.accountNonce.toString());
+      const first = q.byNonce.get(nonceKey(q.accountNonce));
       if (first) heap.push(first);
     }
     const out: Tx[] = [];
@@ -391,7 +398,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       if (bytes + e.tx.bytes.length > maxBytes) continue;
       out.push(e.tx);
       bytes += e.tx.bytes.length;
-      const next = this.#senders.get(e.sender)?.byNonce.get((e.tx.nonce + 1n).toString());
+      const next = e.q.byNonce.get(nonceKey(e.tx.nonce + 1n));
       if (next) heap.push(next);
     }
     return out;
