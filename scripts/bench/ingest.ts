@@ -1,25 +1,32 @@
 /**
- * Single-node ingest: signed transfers/s accepted into the mempool, signatures NOT pre-verified.
- *  (a) in-process, Mempool.add on LevelDB (the P2P path's core), two ways:
- *      - serial: each add awaited before the next, as Network#onTxs does for the transactions of one
- *        peer message;
- *      - concurrent: 256 adds in flight (what several peers / a batching caller could reach);
- *  (b) JSON-RPC sendTransaction over HTTP against a real node process (node-main.js: production node,
- *      rate limit raised), batches of 100, with 1 and with 8 concurrent clients. The load generator runs
- *      on the same machine (bodies prebuilt; it still costs CPU the node would otherwise have).
+ * Single-node ingest: signed transfers/s accepted into the mempool (persisted), signatures NOT pre-verified.
+ *  (a) in-process: Mempool.add on LevelDB, fed like Network#onTxs feeds it (messages of 1024 transactions,
+ *      each message's adds made together, messages one after another), with the signature check on the
+ *      main thread (InlineVerifier) and on a pool of 2 worker threads (WorkerVerifier, the node's default
+ *      on this machine);
+ *  (b) the P2P path of a real node process: a raw wire client does the handshake and sends TXS frames of
+ *      1024 transactions over a real WebSocket; timed until getMempoolInfo counts them all;
+ *  (c) JSON-RPC sendTransaction over HTTP against a real node process, batches of 100, 1 and 8 clients.
+ * The load generators run on the same machine (bodies prebuilt; sending still costs CPU the node would
+ * otherwise have). Node processes run the production MeshNode (node-main.js) with 2 verify threads.
  * Limit: raw node:crypto verify, single thread and 2 worker threads, measured in this run.
  * Run: node dist/scripts/bench/ingest.js [--smoke]    Writes scripts/bench/results/ingest.json.
  */
 import path from 'node:path';
 import { Chain } from '../../src/chain/chain.js';
-import { InlineVerifier } from '../../src/crypto/ed25519.js';
+import { InlineVerifier, type SignatureVerifier } from '../../src/crypto/ed25519.js';
+import { WorkerVerifier } from '../../src/crypto/verifypool.js';
+import { MSG } from '../../src/p2p/messages.js';
+import { newKeyPair } from '../../src/node/keyfile.js';
+import { WirePeer } from '../../test/helpers/p2pnet.js';
 import { SigCache } from '../../src/crypto/sigcache.js';
 import { Mempool } from '../../src/mempool/mempool.js';
 import { openLevel } from '../../src/storage/kv.js';
 import type { Tx } from '../../src/ledger/tx.js';
-import { SMOKE, makeRawItems, nowMs, printRows, rawVerifyRate, rawVerifyRateWorkers, row, writeResult } from './common.js';
+import { SMOKE, makeRawItems, nowMs, printRows, rawVerifyRate, rawVerifyRateWorkers, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson, type Account } from './fixtures.js';
 import { sendAll, startBenchNode } from './nodeproc.js';
+import { freePort, rpc } from '../../test/helpers/proc.js';
 
 const SENDERS = SMOKE ? 100 : 2000;
 const PER_SENDER = SMOKE ? 4 : 10; // < maxPerSender (64)
@@ -41,36 +48,72 @@ console.log(`limit: raw node:crypto verify ${raw1.toFixed(0)}/s (1 thread), ${ra
 
 // ---- (a) in-process
 const [validator] = makeAccounts('validator', 1);
-const accts = makeAccounts('ingest', SENDERS);
-const genesis = makeGenesis([validator!], accts, 10n ** 12n);
-const txs = signAll(accts, PER_SENDER);
-const half = Math.floor(txs.length / 2);
-const dirA = tmpDir('ingest');
-const db = await openLevel(dirA);
-let serialPerSec = 0, concPerSec = 0;
-try {
-  const sigCache = new SigCache();
-  const verifier = new InlineVerifier();
-  const chain = await Chain.open({ db, genesis, verifier, sigCache });
-  const mempool = new Mempool({ db, genesis, accounts: chain, verifier, sigCache });
-  let t = nowMs();
-  for (let i = 0; i < half; i++) await mempool.add(txs[i]!);
-  serialPerSec = half / ((nowMs() - t) / 1000);
-  const rest = txs.slice(half);
-  let next = 0;
-  t = nowMs();
-  await Promise.all(Array.from({ length: 256 }, async () => { while (next < rest.length) await mempool.add(rest[next++]!); }));
-  concPerSec = rest.length / ((nowMs() - t) / 1000);
-  if (mempool.size !== txs.length) throw new Error(`mempool holds ${mempool.size} of ${txs.length}`);
-  await mempool.flush();
-  await chain.close();
-} finally {
-  await db.close();
-  rmDir(dirA);
-}
-console.log(`(a) Mempool.add in-process: serial ${serialPerSec.toFixed(0)} tx/s, 256 concurrent ${concPerSec.toFixed(0)} tx/s (${txs.length} txs, ${SENDERS} senders)`);
+const MSG_TXS = 1024;
 
-// ---- (b) HTTP JSON-RPC against a real node process
+/** Feed `txs` as Network#onTxs does: one message's adds together, messages in turn. Returns tx/s. */
+async function feedMessages(mempool: Mempool, txs: Tx[]): Promise<number> {
+  const t = nowMs();
+  for (let i = 0; i < txs.length; i += MSG_TXS) await Promise.all(txs.slice(i, i + MSG_TXS).map((tx) => mempool.add(tx)));
+  return txs.length / ((nowMs() - t) / 1000);
+}
+
+async function inProcess(tag: string, verifier: SignatureVerifier): Promise<number> {
+  const accts = makeAccounts(`ingest-${tag}`, SENDERS);
+  const genesis = makeGenesis([validator!], accts, 10n ** 12n);
+  const txs = signAll(accts, PER_SENDER);
+  const dir = tmpDir('ingest');
+  const db = await openLevel(dir);
+  try {
+    const sigCache = new SigCache();
+    const chain = await Chain.open({ db, genesis, verifier, sigCache });
+    const mempool = new Mempool({ db, genesis, accounts: chain, verifier, sigCache });
+    const perSec = await feedMessages(mempool, txs);
+    if (mempool.size !== txs.length) throw new Error(`mempool holds ${mempool.size} of ${txs.length}`);
+    await mempool.flush();
+    await chain.close(); // closes the verifier
+    return perSec;
+  } finally {
+    await db.close();
+    rmDir(dir);
+  }
+}
+const inlinePerSec = await inProcess('inline', new InlineVerifier());
+const poolPerSec = await inProcess('pool', new WorkerVerifier(2));
+console.log(`(a) Mempool.add in-process, messages of ${MSG_TXS}: main-thread verify ${inlinePerSec.toFixed(0)} tx/s, 2 verify workers ${poolPerSec.toFixed(0)} tx/s (${SENDERS * PER_SENDER} txs, ${SENDERS} senders)`);
+
+// ---- (b) P2P over a real WebSocket
+const dirP = tmpDir('ingest-p2p');
+const p2pAccts = makeAccounts('ingest-p2p', SENDERS);
+const p2pGenesis = makeGenesis([validator!], p2pAccts, 10n ** 12n);
+const p2pGenesisFile = path.join(dirP, 'genesis.json');
+writeGenesisJson(p2pGenesisFile, p2pGenesis);
+const p2pTxs = signAll(p2pAccts, PER_SENDER);
+const p2pPort = await freePort();
+const p2pNode = await startBenchNode({ dir: dirP, genesisFile: p2pGenesisFile, p2pPort });
+let p2pPerSec = 0;
+try {
+  const info = await rpc(p2pNode.rpcPort, 'getChainInfo') as { chainId: string; genesisHash: string };
+  const peer = await WirePeer.connect(`ws://127.0.0.1:${p2pPort}`);
+  const key = newKeyPair();
+  await peer.handshake({ key, chainId: info.chainId, genesisHash: info.genesisHash });
+  const t = nowMs();
+  for (let i = 0; i < p2pTxs.length; i += MSG_TXS) peer.send({ type: MSG.TXS, txs: p2pTxs.slice(i, i + MSG_TXS).map((tx) => tx.bytes) });
+  for (;;) {
+    const m = await rpc(p2pNode.rpcPort, 'getMempoolInfo') as { size: number };
+    if (m.size >= p2pTxs.length) break;
+    if (peer.close) throw new Error(`the node closed the bench peer: ${peer.close.code} ${peer.close.reason}`);
+    if (nowMs() - t > 120_000) throw new Error(`P2P ingest stalled at ${m.size} of ${p2pTxs.length}`);
+    await sleep(5);
+  }
+  p2pPerSec = p2pTxs.length / ((nowMs() - t) / 1000);
+  peer.terminate();
+} finally {
+  await p2pNode.stop();
+  rmDir(dirP);
+}
+console.log(`(b) P2P TXS frames of ${MSG_TXS} over WebSocket to a node process: ${p2pPerSec.toFixed(0)} tx/s`);
+
+// ---- (c) HTTP JSON-RPC against a real node process
 const dirB = tmpDir('ingest-http');
 const httpAccts = makeAccounts('ingest-http', SENDERS);
 const genesisFile = path.join(dirB, 'genesis.json');
@@ -87,22 +130,23 @@ try {
   await node.stop();
   rmDir(dirB);
 }
-console.log(`(b) sendTransaction over HTTP, batches of ${BATCH}: 1 client ${http1.perSec.toFixed(0)} tx/s, 8 clients ${http8.perSec.toFixed(0)} tx/s`);
+console.log(`(c) sendTransaction over HTTP, batches of ${BATCH}: 1 client ${http1.perSec.toFixed(0)} tx/s, 8 clients ${http8.perSec.toFixed(0)} tx/s`);
 
 const lim1 = { name: 'raw node:crypto verify, 1 thread', value: raw1, unit: 'verifies/s' };
 const lim2 = { name: 'raw node:crypto verify, 2 worker threads', value: raw2, unit: 'verifies/s' };
 const summary = [
-  row('ingest in-process Mempool.add, serial (P2P per-message path)', serialPerSec, 'tx/s', lim1),
-  row('ingest in-process Mempool.add, 256 concurrent', concPerSec, 'tx/s', lim1),
-  row('ingest in-process Mempool.add, 256 concurrent', concPerSec, 'tx/s', lim2),
+  row('ingest in-process Mempool.add, 1024-tx messages, main-thread verify', inlinePerSec, 'tx/s', lim1),
+  row('ingest in-process Mempool.add, 1024-tx messages, 2 verify workers', poolPerSec, 'tx/s', lim2, '≥ 0.55'),
+  row('ingest P2P, TXS frames over WebSocket to a node process', p2pPerSec, 'tx/s', lim2, '≥ 10,000 tx/s (≥ 0.55)'),
   row('ingest HTTP sendTransaction, batches of 100, 1 client', http1.perSec, 'tx/s', lim2),
-  row('ingest HTTP sendTransaction, batches of 100, 8 clients', http8.perSec, 'tx/s', lim2),
+  row('ingest HTTP sendTransaction, batches of 100, 8 clients', http8.perSec, 'tx/s', lim2, '≥ 10,000 tx/s (≥ 0.55)'),
 ];
 printRows(summary);
 writeResult('ingest', {
-  senders: SENDERS, txs: txs.length,
+  senders: SENDERS, txs: SENDERS * PER_SENDER, txsPerMessage: MSG_TXS,
   rawVerifyPerSec: { thread1: Math.round(raw1), workers2: Math.round(raw2) },
-  inProcess: { serialTxPerSec: Math.round(serialPerSec), concurrent256TxPerSec: Math.round(concPerSec) },
+  inProcess: { mainThreadVerifyTxPerSec: Math.round(inlinePerSec), workers2TxPerSec: Math.round(poolPerSec) },
+  p2p: { txPerSec: Math.round(p2pPerSec) },
   http: { batch: BATCH, client1TxPerSec: Math.round(http1.perSec), clients8TxPerSec: Math.round(http8.perSec), rateLimitRaisedFromDefault: '2000 req/s per IP' },
   summary,
 });

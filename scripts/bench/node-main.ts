@@ -1,18 +1,19 @@
 /**
  * Benchmark-only node launcher: the production MeshNode.start (LevelDB datadir, JSON-RPC over HTTP on
- * 127.0.0.1), like `meshledger node`, but with the per-client RPC rate limit configurable, because the CLI
- * has no flag for it and its default (2000 requests/s per client IP, burst 4000) would otherwise be the
- * figure an ingest benchmark from one 127.0.0.1 client measures.
+ * 127.0.0.1), like `meshledger node --rpc-rate … --verify-threads …`, configured from one JSON argument,
+ * with a SIGUSR2 memory report for the memory benchmark. The per-client RPC rate limit is raised by
+ * default: the node's default (2000 requests/s per client IP, burst 4000) would otherwise be the figure an
+ * ingest benchmark from one 127.0.0.1 client measures.
  *
  *   node dist/scripts/bench/node-main.js '{"datadir":…,"genesis":…,"rpcPort":…,"ratePerSec":…,"p2pPort":…,"bootnodes":[…],"key":…}'
  */
 import { readGenesisFile } from '../../src/node/genesisfile.js';
 import { readKeyFile } from '../../src/node/keyfile.js';
-import { MeshNode } from '../../src/node/node.js';
+import { defaultVerifyThreads, MeshNode } from '../../src/node/node.js';
 import { createLogger } from '../../src/util/log.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as {
-  datadir: string; genesis: string; rpcPort?: number; ratePerSec?: number; p2pPort?: number; bootnodes?: string[]; key?: string; logLevel?: 'info' | 'warn';
+  datadir: string; genesis: string; rpcPort?: number; ratePerSec?: number; p2pPort?: number; bootnodes?: string[]; key?: string; logLevel?: 'info' | 'warn'; verifyThreads?: number;
 };
 const log = createLogger({ level: cfg.logLevel ?? 'warn', format: 'json' });
 const genesis = await readGenesisFile(cfg.genesis);
@@ -24,8 +25,9 @@ const node = await MeshNode.start({
   p2p: cfg.p2pPort !== undefined ? { host: '127.0.0.1', port: cfg.p2pPort } : undefined,
   bootnodes: cfg.bootnodes,
   rpcLimits: { ratePerSec: rate, rateBurst: rate * 2 },
+  verifyThreads: cfg.verifyThreads ?? defaultVerifyThreads(),
 }, { log });
-console.log(JSON.stringify({ msg: 'bench node started', pid: process.pid, rpc: node.rpcAddress }));
+console.log(JSON.stringify({ msg: 'bench node started', pid: process.pid, rpc: node.rpcAddress, nodeId: node.network?.nodeIdHex ?? null }));
 let stopping = false;
 const stop = () => {
   if (stopping) return;
