@@ -16,7 +16,7 @@
  *
  * Concurrency: public methods that mutate take the mutex (`addBlock`), private `_` methods do the work.
  */
-import { bytesEqual, compareBytes, fromHex, toHex } from '../encoding/bytes.js';
+import { bytesEqual, compareBytes, fromHex, fromHexTrusted, toHex } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
@@ -242,7 +242,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
     const cached = this.#blockCache.get(hashHex);
     if (cached) return cached;
     if (hashHex === this.#genesisBlock?.header.hashHex) return this.#genesisBlock;
-    const bytes = await this.db.get(layout.block(fromHex(hashHex)));
+    const bytes = await this.db.get(layout.block(fromHexTrusted(hashHex)));
     if (!bytes) return undefined;
     const b = decodeBlock(bytes, Number.MAX_SAFE_INTEGER);
     this.#blockCache.set(hashHex, b);
@@ -264,7 +264,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
   }
 
   async getAccounts(keys: AccountKey[]): Promise<Map<AccountKey, Account>> {
-    const vals = keys.length ? await this.db.getMany(keys.map((k) => layout.account(fromHex(k)))) : [];
+    const vals = keys.length ? await this.db.getMany(keys.map((k) => layout.account(fromHexTrusted(k)))) : [];
     const m = new Map<AccountKey, Account>();
     keys.forEach((k, i) => { const v = vals[i]; if (v) m.set(k, decodeAccount(v)); });
     return m;
@@ -508,7 +508,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
         const root = lattice.root();
         if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);
         for (const k of keys) overlay.set(k, post.get(k)!);
-        ops.push({ type: 'put', key: layout.undo(block.header.hash), value: encodeCanonical(keys.map((k) => { const a = pre.get(k)!; return [fromHex(k), a.balance, a.nonce]; })) });
+        ops.push({ type: 'put', key: layout.undo(block.header.hash), value: encodeCanonical(keys.map((k) => { const a = pre.get(k)!; return [fromHexTrusted(k), a.balance, a.nonce]; })) });
       } catch (err) {
         if (!(err instanceof RuleError)) throw err;
         await this.#markInvalid(entry, err);
@@ -521,7 +521,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
 
     // 3. One atomic batch: accounts, indexes, undo, lattice, head.
     for (const [k, a] of overlay) {
-      const key = layout.account(fromHex(k));
+      const key = layout.account(fromHexTrusted(k));
       ops.push(isEmptyAccount(a) ? { type: 'del', key } : { type: 'put', key, value: encodeCanonical([a.balance, a.nonce]) });
     }
     ops.push({ type: 'put', key: layout.lattice(), value: lattice.toBytes() }, { type: 'put', key: layout.tip(), value: target.hash });

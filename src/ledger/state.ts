@@ -9,7 +9,7 @@
  * so the total supply fixed at genesis is an invariant (asserted here, tested by property tests).
  * An account whose balance and nonce are both zero does not exist (it is deleted from the state).
  */
-import { compareBytes, fromHex, toHex, U64_MAX } from '../encoding/bytes.js';
+import { toHex, U64_MAX } from '../encoding/bytes.js';
 import { encodeCanonical } from '../encoding/canonical.js';
 import { RuleError } from './rules.js';
 import type { UnsignedTx } from './tx.js';
@@ -106,6 +106,10 @@ export function encodeAccountValue(a: Account): Uint8Array {
   return encodeCanonical([a.balance, a.nonce]);
 }
 
+/**
+ * Keys in byte order. Account keys are lower-case hex of 32 bytes: equal lengths, and '0'–'9' < 'a'–'f' in
+ * code units as in nibble value, so comparing the strings IS comparing the bytes (no locale involved).
+ */
 export function sortedKeys(m: ReadonlyMap<AccountKey, unknown>): AccountKey[] {
-  return [...m.keys()].sort((a, b) => compareBytes(fromHex(a), fromHex(b)));
+  return [...m.keys()].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0));
 }

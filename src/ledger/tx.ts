@@ -9,7 +9,7 @@
  * Transaction id: SHA-256 of the signed encoding.
  */
 import { decodeCanonical, encodeCanonical, EncodingError, expectArray, expectBytes, expectString, expectU64 } from '../encoding/canonical.js';
-import { concatBytes, fromHex, toHex, U64_MAX, utf8 } from '../encoding/bytes.js';
+import { concatBytes, fromHexTrusted, toHex, U64_MAX, utf8 } from '../encoding/bytes.js';
 import { sha256 } from '../crypto/hash.js';
 import { sign as ed25519Sign, getPublicKey, type VerifyItem } from '../crypto/ed25519.js';
 import { RuleError } from './rules.js';
@@ -101,7 +101,7 @@ class SignedTx implements Tx {
   get from(): Uint8Array { return view(this.bytes, this.#fromAt, 32); }
   get to(): Uint8Array { return view(this.bytes, this.#fromAt + 34, 32); }
   get signature(): Uint8Array { return view(this.bytes, this.bytes.length - 64, 64); }
-  get id(): Uint8Array { return fromHex(this.idHex); }
+  get id(): Uint8Array { return fromHexTrusted(this.idHex); }
 }
 
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);

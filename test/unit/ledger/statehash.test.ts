@@ -6,7 +6,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
 import { toHex } from '../../../src/encoding/bytes.js';
-import { accountLeaf, LATTICE_BYTES, LATTICE_LANES, StateLattice } from '../../../src/ledger/statehash.js';
+import fc from 'fast-check';
+import { accountLeaf, addSub, LATTICE_BYTES, LATTICE_LANES, StateLattice } from '../../../src/ledger/statehash.js';
 import { testKeys } from '../../helpers/fixtures.js';
 
 const KEYS = testKeys('statehash', 4).map((k) => k.publicKey);
@@ -174,4 +175,26 @@ test('clone is independent of the original', () => {
   const l2 = new StateLattice();
   l2.add(PK, { balance: 1n, nonce: 0n });
   assert.equal(toHex(l.root()), toHex(l2.root()));
+});
+
+test('addSub (two lanes per 32-bit word) equals the per-lane definition, including wrap-around and every top-bit case', () => {
+  const lanesArb = fc.uint16Array({ minLength: LATTICE_LANES, maxLength: LATTICE_LANES });
+  const reference = (l: Uint16Array, p?: Uint16Array, m?: Uint16Array) => {
+    const out = new Uint16Array(l);
+    for (let i = 0; i < LATTICE_LANES; i++) out[i] = (out[i]! + (p ? p[i]! : 0) - (m ? m[i]! : 0)) & 0xffff;
+    return out;
+  };
+  const check = (l: Uint16Array, p?: Uint16Array, m?: Uint16Array) => {
+    const got = new Uint16Array(l);
+    addSub(got, p && new Uint16Array(p), m && new Uint16Array(m));
+    assert.deepEqual(got, reference(l, p, m));
+  };
+  // The edges: 0, 1, 0x7fff, 0x8000, 0xffff in every combination, in both halves of a word.
+  const edges = [0, 1, 0x7fff, 0x8000, 0x8001, 0xfffe, 0xffff];
+  const fill = (f: (i: number) => number) => Uint16Array.from({ length: LATTICE_LANES }, (_, i) => f(i));
+  for (const a of edges) for (const b of edges) for (const c of edges) {
+    const l = fill((i) => (i % 2 ? a : b)), p = fill((i) => (i % 3 ? b : c)), m = fill((i) => (i % 5 ? c : a));
+    check(l, p, m); check(l, p, undefined); check(l, undefined, m);
+  }
+  fc.assert(fc.property(lanesArb, lanesArb, lanesArb, (l, p, m) => { check(l, p, m); check(l, undefined, m); check(l, p, undefined); }), { numRuns: 200 });
 });
