@@ -25,7 +25,7 @@ import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
 import { applyBlockTxs, EMPTY_ACCOUNT, isEmptyAccount, touchedAccounts, type Account, type AccountKey, type AccountMap } from '../ledger/state.js';
-import { StateLattice } from '../ledger/statehash.js';
+import { prefetchLeaves, StateLattice, type LeafHasher } from '../ledger/statehash.js';
 import { layout, DB_VERSION } from '../storage/layout.js';
 import type { BatchOp, KV } from '../storage/kv.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -90,6 +90,8 @@ export interface ChainOptions {
   clock?: Clock;
   verifier?: SignatureVerifier;
   sigCache?: SigCache;
+  /** Where state-lattice leaves missing from the cache are computed in bulk (a worker pool); default inline. */
+  leafHasher?: LeafHasher;
   log?: Logger;
 }
 
@@ -105,6 +107,9 @@ export class Chain extends TypedEmitter<ChainEvents> {
   readonly clock: Clock;
   readonly verifier: SignatureVerifier;
   readonly sigCache: SigCache;
+  readonly #leafHasher: LeafHasher | undefined;
+  /** Where missing state-lattice leaves are computed in bulk (block producers use it too), if anywhere. */
+  get leafHasher(): LeafHasher | undefined { return this.#leafHasher; }
   readonly log: Logger;
 
   readonly #lock = new Mutex();
@@ -128,6 +133,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
     this.clock = opts.clock ?? systemClock;
     this.verifier = opts.verifier ?? new InlineVerifier();
     this.sigCache = opts.sigCache ?? new SigCache();
+    this.#leafHasher = opts.leafHasher;
     this.log = opts.log ?? silentLogger;
   }
 
@@ -504,6 +510,8 @@ export class Chain extends TypedEmitter<ChainEvents> {
       try {
         const pre = new Map<AccountKey, Account>(keys.map((k) => [k, overlay.get(k)!]));
         const { post } = applyBlockTxs(pre, block.txs, block.header.proposer);
+        // Missing leaves (a peer's block: every new one, and old ones not seen lately) in one parallel batch.
+        if (this.#leafHasher) await prefetchLeaves(this.#leafHasher, [...pre, ...post]);
         for (const k of keys) lattice.update(k, pre.get(k)!, post.get(k)!);
         const root = lattice.root();
         if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);

@@ -1,20 +1,31 @@
 /**
- * Worker thread body for WorkerVerifier (verifypool.ts). It runs the same `verify` as the main thread
- * (the consensus rule with its OpenSSL pre-screen), on jobs packed by `packItems`, and answers one byte per
- * item (1 = valid).
+ * Worker thread body for WorkerVerifier (verifypool.ts). Two kinds of job, both pure functions that the main
+ * thread would otherwise run itself:
+ *   'verify'  the same `verify` as the main thread (the consensus rule with its OpenSSL pre-screen), on
+ *             items packed by `packItems`; answers one byte per item (1 = valid);
+ *   'leaves'  SHAKE256 → 2048-byte expansions of inputs packed by `packChunks` (state-lattice leaves);
+ *             answers the outputs back to back.
  */
 import { parentPort } from 'node:worker_threads';
 import { verify } from './ed25519.js';
-import { unpackItems } from './verifypool.js';
+import { shake256 } from './hash.js';
+import { LEAF_OUTPUT_BYTES, unpackChunks, unpackItems } from './verifypool.js';
 
 if (!parentPort) throw new Error('verify-worker must run as a worker thread');
 const port = parentPort;
 
-port.on('message', (job: { id: number; buf: ArrayBuffer }) => {
+port.on('message', (job: { id: number; kind: 'verify' | 'leaves'; buf: ArrayBuffer }) => {
+  if (job.kind === 'leaves') {
+    const inputs = unpackChunks(job.buf);
+    const out = new Uint8Array(inputs.length * LEAF_OUTPUT_BYTES);
+    inputs.forEach((inp, i) => out.set(shake256(inp, LEAF_OUTPUT_BYTES), i * LEAF_OUTPUT_BYTES));
+    port.postMessage({ id: job.id, result: out }, [out.buffer]);
+    return;
+  }
   const out = new Uint8Array(unpackCount(job.buf));
   let i = 0;
   for (const it of unpackItems(job.buf)) out[i++] = verify(it.signature, it.message, it.publicKey) ? 1 : 0;
-  port.postMessage({ id: job.id, verdicts: out }, [out.buffer]);
+  port.postMessage({ id: job.id, result: out }, [out.buffer]);
 });
 
 function unpackCount(buf: ArrayBuffer): number {

@@ -1,5 +1,6 @@
 /**
- * Signature verification off the main thread: a small pool of worker threads running the same `verify`
+ * Signature verification (and state-lattice leaf expansion) off the main thread: a small pool of worker
+ * threads running the same `verify`
  * (consensus rule = noble ZIP-215; OpenSSL is only an accept-only pre-screen, see ed25519.ts). The verdicts
  * are exactly InlineVerifier's; only where the work runs changes.
  *
@@ -7,10 +8,37 @@
  * Small batches go whole to the least busy worker; large ones are split across all workers. If a worker
  * dies, its outstanding jobs are verified on the calling thread and the worker is replaced (at most a few
  * times; after that the pool keeps verifying inline), so a crash there never turns into a wrong verdict or
- * a lost request.
+ * a lost request. The same holds for leaf expansions (`expandLeaves`, the chain's LeafHasher).
  */
 import { Worker } from 'node:worker_threads';
 import { verify, type SignatureVerifier, type VerifyItem } from './ed25519.js';
+import { shake256 } from './hash.js';
+
+/** Output size of one leaf expansion (state lattice: 1024 lanes of 16 bits). */
+export const LEAF_OUTPUT_BYTES = 2048;
+
+/** Layout: u32 count, then per chunk u32 length and the bytes. */
+export function packChunks(chunks: readonly Uint8Array[]): ArrayBuffer {
+  let size = 4;
+  for (const c of chunks) size += 4 + c.length;
+  const buf = new ArrayBuffer(size);
+  const dv = new DataView(buf);
+  const u8 = new Uint8Array(buf);
+  dv.setUint32(0, chunks.length);
+  let o = 4;
+  for (const c of chunks) { dv.setUint32(o, c.length); u8.set(c, o + 4); o += 4 + c.length; }
+  return buf;
+}
+
+export function unpackChunks(buf: ArrayBuffer): Uint8Array[] {
+  const dv = new DataView(buf);
+  const out: Uint8Array[] = [];
+  let o = 4;
+  for (let i = dv.getUint32(0); i > 0; i--) { const n = dv.getUint32(o); out.push(new Uint8Array(buf, o + 4, n)); o += 4 + n; }
+  return out;
+}
+
+const expandInline = (inputs: readonly Uint8Array[]): Uint8Array[] => inputs.map((x) => shake256(x, LEAF_OUTPUT_BYTES));
 
 /** Below this many items per worker, splitting a batch costs more in messaging than it saves. */
 const MIN_SPLIT = 32;
@@ -49,9 +77,10 @@ export function* unpackItems(buf: ArrayBuffer): Generator<VerifyItem> {
   }
 }
 
+/** A job and how to answer it on this thread if its worker is lost. */
 interface Job {
-  items: readonly VerifyItem[];
-  resolve: (v: boolean[]) => void;
+  size: number;
+  resolve: (result: Uint8Array | undefined) => void;
 }
 
 interface Slot {
@@ -85,27 +114,20 @@ export class WorkerVerifier implements SignatureVerifier {
     const worker = new Worker(new URL('./verify-worker.js', import.meta.url));
     worker.unref(); // never keeps a process alive on its own
     const slot: Slot = { worker, jobs: new Map(), load: 0 };
-    worker.on('message', (m: { id: number; verdicts: Uint8Array }) => {
+    worker.on('message', (m: { id: number; result: Uint8Array }) => {
       const job = slot.jobs.get(m.id);
       if (!job) return;
-      slot.jobs.delete(m.id);
-      slot.load -= job.items.length;
-      this.#pending -= job.items.length;
-      job.resolve(Array.from(m.verdicts, (v) => v === 1));
+      this.#settle(slot, m.id, job, m.result);
     });
     const lost = (why: string) => {
       const i = this.#slots.indexOf(slot);
       if (i < 0) return; // already replaced
       this.#slots.splice(i, 1);
-      // Its outstanding jobs are answered here, on this thread: same rule, same verdicts.
-      for (const job of slot.jobs.values()) {
-        this.#pending -= job.items.length;
-        job.resolve(job.items.map((it) => verify(it.signature, it.message, it.publicKey)));
-      }
-      slot.jobs.clear();
+      // Its outstanding jobs are answered on this thread (undefined result: the caller computes inline).
+      for (const [id, job] of [...slot.jobs]) this.#settle(slot, id, job, undefined);
       if (!this.#closed && this.#respawns < MAX_RESPAWNS) {
         this.#respawns++;
-        try { this.#slots.push(this.#spawn()); } catch { /* keep verifying inline */ }
+        try { this.#slots.push(this.#spawn()); } catch { /* keep computing inline */ }
       }
       this.#onWorkerLost(why);
     };
@@ -114,31 +136,57 @@ export class WorkerVerifier implements SignatureVerifier {
     return slot;
   }
 
+  #settle(slot: Slot, id: number, job: Job, result: Uint8Array | undefined): void {
+    slot.jobs.delete(id);
+    slot.load -= job.size;
+    this.#pending -= job.size;
+    job.resolve(result);
+  }
+
+  /** Send one packed job; resolves with the worker's answer, or undefined if it must be done inline. */
+  #send(slot: Slot, kind: 'verify' | 'leaves', size: number, buf: ArrayBuffer): Promise<Uint8Array | undefined> {
+    return new Promise((resolve) => {
+      const id = this.#nextId++;
+      slot.jobs.set(id, { size, resolve });
+      slot.load += size;
+      this.#pending += size;
+      slot.worker.postMessage({ id, kind, buf }, [buf]);
+    });
+  }
+
+  /** Split `n` items into parts for the least busy workers: [slot, start, end][]. */
+  #plan(n: number): [Slot, number, number][] {
+    const parts = Math.min(this.#slots.length, Math.max(1, Math.floor(n / MIN_SPLIT)));
+    const slots = [...this.#slots].sort((a, b) => a.load - b.load).slice(0, parts);
+    const per = Math.ceil(n / parts);
+    return slots.map((s, k) => [s, k * per, Math.min(n, (k + 1) * per)]);
+  }
+
   async verifyBatch(items: VerifyItem[]): Promise<boolean[]> {
     if (this.#closed) throw new Error('WorkerVerifier is closed');
     if (items.length === 0) return [];
-    if (this.#slots.length === 0) return items.map((it) => verify(it.signature, it.message, it.publicKey));
-    const parts = Math.min(this.#slots.length, Math.max(1, Math.floor(items.length / MIN_SPLIT)));
-    if (parts === 1) {
-      const slot = this.#slots.reduce((a, b) => (b.load < a.load ? b : a));
-      return this.#send(slot, items);
-    }
-    const per = Math.ceil(items.length / parts);
-    const slots = [...this.#slots].sort((a, b) => a.load - b.load).slice(0, parts);
-    const results = await Promise.all(slots.map((s, k) => this.#send(s, items.slice(k * per, (k + 1) * per))));
-    return results.flat();
+    const inline = (xs: readonly VerifyItem[]) => xs.map((it) => verify(it.signature, it.message, it.publicKey));
+    if (this.#slots.length === 0) return inline(items);
+    const parts = await Promise.all(this.#plan(items.length).map(async ([slot, a, b]) => {
+      const chunk = items.slice(a, b);
+      const r = await this.#send(slot, 'verify', chunk.length, packItems(chunk));
+      return r ? Array.from(r, (v) => v === 1) : inline(chunk);
+    }));
+    return parts.flat();
   }
 
-  #send(slot: Slot, items: readonly VerifyItem[]): Promise<boolean[]> {
-    if (items.length === 0) return Promise.resolve([]);
-    return new Promise<boolean[]>((resolve) => {
-      const id = this.#nextId++;
-      slot.jobs.set(id, { items, resolve });
-      slot.load += items.length;
-      this.#pending += items.length;
-      const buf = packItems(items);
-      slot.worker.postMessage({ id, buf }, [buf]);
-    });
+  /** SHAKE256 → 2048 bytes of each input (state-lattice leaves; see ledger/statehash.ts LeafHasher). */
+  async expandLeaves(inputs: Uint8Array[]): Promise<Uint8Array[]> {
+    if (this.#closed) throw new Error('WorkerVerifier is closed');
+    if (inputs.length === 0) return [];
+    if (this.#slots.length === 0) return expandInline(inputs);
+    const parts = await Promise.all(this.#plan(inputs.length).map(async ([slot, a, b]) => {
+      const chunk = inputs.slice(a, b);
+      const r = await this.#send(slot, 'leaves', chunk.length, packChunks(chunk));
+      if (!r) return expandInline(chunk);
+      return chunk.map((_, i) => r.subarray(i * LEAF_OUTPUT_BYTES, (i + 1) * LEAF_OUTPUT_BYTES));
+    }));
+    return parts.flat();
   }
 
   async close(): Promise<void> {
@@ -146,10 +194,7 @@ export class WorkerVerifier implements SignatureVerifier {
     this.#closed = true;
     const slots = this.#slots.splice(0);
     // Outstanding work is still answered (inline) so no caller hangs on a closing node.
-    for (const s of slots) {
-      for (const job of s.jobs.values()) job.resolve(job.items.map((it) => verify(it.signature, it.message, it.publicKey)));
-      s.jobs.clear();
-    }
+    for (const s of slots) for (const [id, job] of [...s.jobs]) this.#settle(s, id, job, undefined);
     this.#pending = 0;
     await Promise.all(slots.map((s) => s.worker.terminate()));
   }

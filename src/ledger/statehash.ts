@@ -37,13 +37,55 @@ export function accountLeaf(key: AccountKey | Uint8Array, a: Account): Uint16Arr
   const id = `${keyHex}:${a.balance}:${a.nonce}`;
   const hit = leafCache.get(id);
   if (hit) return hit;
-  const pk = typeof key === 'string' ? fromHexTrusted(key) : key;
-  const bytes = shake256(concatBytes(LEAF_PREFIX, encodeCanonical([pk, a.balance, a.nonce])), LATTICE_BYTES);
+  return storeLeaf(id, shake256(leafInput(keyHex, a), LATTICE_BYTES));
+}
+
+/** Forget every memoised leaf (benchmarks: measure a peer's block, whose leaves this node never computed). */
+export function clearLeafCache(): void {
+  leafCache.clear();
+}
+
+/** The SHAKE256 input of an account's leaf (see the module comment). */
+export function leafInput(keyHex: AccountKey, a: Account): Uint8Array {
+  return concatBytes(LEAF_PREFIX, encodeCanonical([fromHexTrusted(keyHex), a.balance, a.nonce]));
+}
+
+function storeLeaf(id: string, bytes: Uint8Array): Uint16Array {
   // Own, 4-byte aligned storage: the lattice reads leaves two lanes at a time (see addSub).
   const leaf = new Uint16Array(LATTICE_LANES);
-  new Uint8Array(leaf.buffer).set(bytes);
+  new Uint8Array(leaf.buffer).set(bytes.subarray(0, LATTICE_BYTES));
   leafCache.set(id, leaf); // callers only read leaves (add/remove copy into the lattice)
   return leaf;
+}
+
+/**
+ * Computes many SHAKE256 → 2048-byte expansions elsewhere (a worker pool); returns them in order. The
+ * expansion is the same pure function, so where it runs cannot change a root.
+ */
+export interface LeafHasher {
+  expandLeaves(inputs: Uint8Array[]): Promise<Uint8Array[]>;
+}
+
+/**
+ * Make sure the leaves of these (account, state) pairs are cached, computing the missing ones through
+ * `hasher` in one batch. Below `minBatch` missing leaves it does nothing (the lattice computes them inline
+ * faster than a round trip). Empty accounts have no leaf.
+ */
+export async function prefetchLeaves(hasher: LeafHasher, pairs: Iterable<[AccountKey, Account]>, minBatch = 64): Promise<void> {
+  const ids: string[] = [];
+  const inputs: Uint8Array[] = [];
+  const seen = new Set<string>();
+  for (const [k, a] of pairs) {
+    if (isEmptyAccount(a)) continue;
+    const id = `${k}:${a.balance}:${a.nonce}`;
+    if (seen.has(id) || leafCache.peek(id)) continue;
+    seen.add(id);
+    ids.push(id);
+    inputs.push(leafInput(k, a));
+  }
+  if (ids.length < minBatch) return;
+  const out = await hasher.expandLeaves(inputs);
+  ids.forEach((id, i) => storeLeaf(id, out[i]!));
 }
 
 export class StateLattice {

@@ -174,7 +174,7 @@ export class MeshNode {
         : new InlineVerifier());
       verifierRef = verifier;
       const sigCache = new SigCache();
-      const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, log: log.child({ mod: 'chain' }) });
+      const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, leafHasher: verifier instanceof WorkerVerifier ? verifier : undefined, log: log.child({ mod: 'chain' }) });
       const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }), clock });
       await mempool.load();
       let node!: MeshNode; // assigned below; the producer's relay hook only runs once the node exists

@@ -8,8 +8,8 @@ import { makeBlock, signHeader, type Block } from '../ledger/block.js';
 import { merkleRoot } from '../ledger/merkle.js';
 import { RuleError } from '../ledger/rules.js';
 import { proposerFor, slotAt, slotStart } from '../ledger/schedule.js';
-import { applyTx, getAccount, touchedAccounts, type AccountMap } from '../ledger/state.js';
-import { StateLattice } from '../ledger/statehash.js';
+import { applyTx, getAccount, touchedAccounts, type Account, type AccountMap } from '../ledger/state.js';
+import { prefetchLeaves, StateLattice } from '../ledger/statehash.js';
 import type { Tx } from '../ledger/tx.js';
 import type { BlockEntry, Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
@@ -154,6 +154,8 @@ export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Ui
     const pk = toHex(publicKey);
     const p = getAccount(state, pk);
     state.set(pk, { balance: p.balance + fees, nonce: p.nonce });
+    const hasher = chain.leafHasher;
+    if (hasher) await prefetchLeaves(hasher, keys.flatMap((k) => [[k, getAccount(pre, k)], [k, getAccount(state, k)]] as [string, Account][]));
     for (const k of keys) lattice.update(k, getAccount(pre, k), getAccount(state, k));
     const header = signHeader({
       chainId: g.chainId, height: head.height + 1, slot, parentHash: head.hash, timestamp: slotStart(g, slot),

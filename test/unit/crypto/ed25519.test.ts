@@ -8,6 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import crypto from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -464,4 +465,34 @@ test('WorkerVerifier gives exactly the consensus verdicts (edge cases, wrong len
   }
   await assert.rejects(v.verifyBatch(items), /closed/);
   assert.throws(() => new WorkerVerifier(0), RangeError);
+});
+
+test('WorkerVerifier.expandLeaves equals SHAKE256→2048 on this thread, and prefetched leaves give the same lattice', async () => {
+  const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
+  const { shake256 } = await import('../../../src/crypto/hash.js');
+  const { accountLeaf, leafInput, prefetchLeaves, StateLattice } = await import('../../../src/ledger/statehash.js');
+  const inputs = Array.from({ length: 150 }, (_, i) => new Uint8Array(crypto.randomBytes(i % 90)));
+  const v = new WorkerVerifier(2);
+  try {
+    const out = await v.expandLeaves(inputs);
+    assert.equal(out.length, inputs.length);
+    out.forEach((o, i) => assert.deepEqual(Buffer.from(o), Buffer.from(shake256(inputs[i]!, 2048)), `input ${i}`));
+    assert.deepEqual(await v.expandLeaves([]), []);
+    // Accounts never seen before: leaves computed by the pool must be the ones computed inline.
+    const accounts = Array.from({ length: 100 }, (_, i): [string, { balance: bigint; nonce: bigint }] => [crypto.randomBytes(32).toString('hex'), { balance: BigInt(1000 + i), nonce: BigInt(i) }]);
+    await prefetchLeaves(v, accounts, 1);
+    const pooled = new StateLattice();
+    for (const [k, a] of accounts) pooled.add(k, a);
+    // The reference, computed by hand from the definition:
+    const ref = new Uint16Array(1024);
+    for (const [k, a] of accounts) {
+      const leaf = new Uint16Array(new Uint8Array(shake256(leafInput(k, a), 2048)).buffer);
+      for (let i = 0; i < 1024; i++) ref[i] = (ref[i]! + leaf[i]!) & 0xffff;
+      assert.deepEqual(accountLeaf(k, a), leaf);
+    }
+    assert.deepEqual(pooled.lanes, ref);
+  } finally {
+    await v.close();
+  }
+  await assert.rejects(v.expandLeaves(inputs), /closed/);
 });
