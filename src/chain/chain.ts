@@ -374,15 +374,19 @@ export class Chain extends TypedEmitter<ChainEvents> {
       throw e;
     }
 
-    // Statically valid: store it (any branch) and index it.
+    // Statically valid: store it (any branch) and index it. A second block for a slot is an equivocation:
+    // its evidence goes into the SAME batch, so no crash or failed write can keep the block and lose the
+    // evidence (a later copy of a stored block is only a duplicate; found by the simulator, seed 69920971).
     const entry: BlockEntry = { hash: h.hash, hashHex, height: h.height, slot: h.slot, parentHex: parent.hashHex };
+    const evidence = await this.#equivocationWith(block);
     await this.db.batch([
       { type: 'put', key: layout.block(h.hash), value: block.bytes },
       { type: 'put', key: layout.entry(h.hash), value: encodeEntry(h.height, h.slot, h.parentHash) },
+      ...evidence.map((x) => ({ type: 'put' as const, key: layout.evidence(x.slot, x.proposer, x.hash), value: x.bytes })),
     ]);
     this.#blockCache.set(hashHex, block);
     this.#addEntry(entry);
-    await this.#checkEquivocation(block);
+    if (evidence.length) this.#announceEquivocation(evidence);
 
     const before = this.#head;
     await this.#chooseHead();
@@ -400,22 +404,21 @@ export class Chain extends TypedEmitter<ChainEvents> {
     this.emit('block:invalid', { hash: hashHex, rule: e.rule, message: e.message });
   }
 
-  async #checkEquivocation(block: Block): Promise<void> {
-    const h = block.header;
-    const same = this.#bySlot.get(h.slot) ?? [];
-    if (same.length < 2) return;
-    const headers: BlockHeader[] = [];
-    for (const other of same) {
-      const b = other === h.hashHex ? block : await this.getBlock(other);
+  /** The headers proving an equivocation if `block` is not the only block stored for its slot, else []. */
+  async #equivocationWith(block: Block): Promise<BlockHeader[]> {
+    const others = (this.#bySlot.get(block.header.slot) ?? []).filter((x) => x !== block.header.hashHex);
+    if (others.length === 0) return [];
+    const headers: BlockHeader[] = [block.header];
+    for (const other of others) {
+      const b = await this.getBlock(other);
       if (b) headers.push(b.header);
     }
-    await this.#recordEquivocation(headers);
+    return headers.length > 1 ? headers : [];
   }
 
-  /** Both headers together are the evidence; persisted in keyspace 'q' and announced. */
-  async #recordEquivocation(headers: BlockHeader[]): Promise<void> {
+  /** Both headers together are the evidence (persisted in keyspace 'q' by the caller), logged and announced. */
+  #announceEquivocation(headers: BlockHeader[]): void {
     const h = headers[0]!;
-    await this.db.batch(headers.map((x) => ({ type: 'put' as const, key: layout.evidence(x.slot, x.proposer, x.hash), value: x.bytes })));
     const hashes = headers.map((x) => x.hashHex);
     this.log.warn('equivocation: validator signed two blocks for one slot', { slot: h.slot, proposer: toHex(h.proposer), blocks: hashes });
     this.emit('chain:equivocation', { slot: h.slot, proposer: toHex(h.proposer), hashes, headers: headers.map((x) => x.bytes) });
@@ -438,7 +441,8 @@ export class Chain extends TypedEmitter<ChainEvents> {
       if (!ok[0] || !ok[1]) throw new RuleError('bad_signature', 'evidence header signature');
       const stored = await this.db.getMany([layout.evidence(a.slot, a.proposer, a.hash), layout.evidence(b.slot, b.proposer, b.hash)]);
       if (stored[0] && stored[1]) return 'known';
-      await this.#recordEquivocation([a, b]);
+      await this.db.batch([a, b].map((x) => ({ type: 'put' as const, key: layout.evidence(x.slot, x.proposer, x.hash), value: x.bytes })));
+      this.#announceEquivocation([a, b]);
       return 'new';
     });
   }
