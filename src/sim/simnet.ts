@@ -5,7 +5,7 @@
  * links (existing connections are closed, new dials fail) until healed.
  */
 import type { Conn, Transport } from '../p2p/transport.js';
-import type { ManualClock } from '../util/clock.js';
+import type { SimClock } from './clock.js';
 import type { Prng } from './prng.js';
 
 export interface LinkFaults {
@@ -26,6 +26,8 @@ class SimConn implements Conn {
   #onMessage: ((f: Uint8Array) => void) | undefined;
   #onClose: ((code: number, reason: string) => void) | undefined;
   #early: Uint8Array[] = [];
+  #paused = false;
+  #held: Uint8Array[] = [];
   closed = false;
   inFlight = 0;
   /** Last scheduled delivery time: frames on one connection stay in order (a stream), jitter delays them together. */
@@ -41,8 +43,24 @@ class SimConn implements Conn {
   }
   receive(frame: Uint8Array): void {
     if (this.closed) return;
+    if (this.#paused) {
+      // Held here as in a TCP receive window: it still counts in the sender's bufferedAmount.
+      this.#held.push(frame);
+      this.peer.inFlight += frame.length;
+      return;
+    }
     if (this.#onMessage) this.#onMessage(frame);
     else this.#early.push(frame);
+  }
+  /** Back-pressure (Conn.pause/resume): frames arriving while paused are held, in order, until resume. */
+  pause(): void { this.#paused = true; }
+  resume(): void {
+    this.#paused = false;
+    while (this.#held.length && !this.#paused && !this.closed) {
+      const f = this.#held.shift()!;
+      this.peer.inFlight -= f.length;
+      this.receive(f);
+    }
   }
   close(code: number, reason: string): void {
     if (this.closed) return;
@@ -68,18 +86,15 @@ export class SimNet {
   readonly #listeners = new Map<string, (c: Conn) => void>();
   readonly #conns = new Set<SimConn>();
   readonly #faults = new Map<string, LinkFaults>();
+  /** Per address: how many times its transport was closed (a crash). A dial started before does not connect. */
+  readonly #epochs = new Map<string, number>();
   #groups: Map<string, number> | undefined;
   defaults: LinkFaults = HEALTHY;
   framesSent = 0;
   framesDropped = 0;
-  /**
-   * A lying sender (the simulator's byzantine nodes): may rewrite a frame per recipient before it is sent.
-   * Called for every frame; must be deterministic. Unset = every node tells every peer the same thing.
-   */
-  intercept: ((from: string, to: string, frame: Uint8Array) => Uint8Array) | undefined;
   bytesSent = 0;
 
-  constructor(readonly clock: ManualClock, readonly rng: Prng) {}
+  constructor(readonly clock: SimClock, readonly rng: Prng) {}
 
   /** The transport for the node whose address is `addr` (its ws:// URL). */
   transport(addr: string): Transport {
@@ -90,6 +105,7 @@ export class SimNet {
       },
       dial: (url) => this.#dial(addr, url),
       close: async () => {
+        this.#epochs.set(addr, (this.#epochs.get(addr) ?? 0) + 1);
         this.#listeners.delete(addr);
         for (const c of [...this.#conns]) if (c.from === addr) c.close(1001, 'node stopped');
       },
@@ -102,6 +118,7 @@ export class SimNet {
   }
 
   async #dial(from: string, url: string): Promise<Conn> {
+    const epoch = this.#epochs.get(from) ?? 0;
     const onConn = this.#listeners.get(url);
     if (!onConn || !this.#reachable(from, url)) {
       // A refused or unroutable dial fails after a round trip of virtual time.
@@ -109,14 +126,18 @@ export class SimNet {
       throw new Error(`sim: cannot reach ${url}`);
     }
     await this.#sleep(this.linkFaults(from, url).delayMs * 2);
-    if (!this.#listeners.has(url) || !this.#reachable(from, url)) throw new Error(`sim: ${url} went away`);
+    // Whoever listens at `url` now (a restarted node is a new listener) takes the connection.
+    const accept = this.#listeners.get(url);
+    if (!accept || !this.#reachable(from, url)) throw new Error(`sim: ${url} went away`);
+    // The dialing process died meanwhile (crash, failed start): its half-open dial dies with it.
+    if ((this.#epochs.get(from) ?? 0) !== epoch) throw new Error(`sim: ${from} went away while dialing`);
     const out = new SimConn(this, from, url, false);
     const inn = new SimConn(this, url, from, true);
     out.peer = inn;
     inn.peer = out;
     this.#conns.add(out);
     this.#conns.add(inn);
-    onConn(inn);
+    accept(inn);
     return out;
   }
 
@@ -137,7 +158,6 @@ export class SimNet {
   }
 
   deliver(c: SimConn, frame: Uint8Array): void {
-    if (this.intercept) frame = this.intercept(c.from, c.to, frame);
     this.framesSent++;
     this.bytesSent += frame.length;
     const f = this.linkFaults(c.from, c.to);

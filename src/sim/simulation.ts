@@ -24,10 +24,13 @@ import { MeshNode } from '../node/node.js';
 import type { KeyPair } from '../node/keyfile.js';
 import type { BatchOp, KV } from '../storage/kv.js';
 import { ManualClock, type Clock, type TimerHandle } from '../util/clock.js';
+import { SimClock } from './clock.js';
+import { SharedVerdicts } from './verifier.js';
 import { silentLogger, createLogger, type Logger } from '../util/log.js';
 import { Prng } from './prng.js';
 import { SimNet } from './simnet.js';
-import { ByzantineBehaviour } from './byzantine.js';
+import { ByzantineLedger, ByzantineNode } from './byzantine.js';
+import { createHandlers } from '../rpc/methods.js';
 
 export type FaultProfile = 'none' | 'lossy' | 'partition' | 'crash' | 'chaos' | 'byzantine' | 'storage' | 'churn';
 export const FAULT_PROFILES: FaultProfile[] = ['none', 'lossy', 'partition', 'crash', 'chaos', 'byzantine', 'storage', 'churn'];
@@ -49,6 +52,13 @@ export interface SimOptions {
   failWrites?: number;
   /** Probability that a node whose write failed crashes at the next slot (and restarts from its store). */
   crashOnWriteFailure?: number;
+  /**
+   * While storage faults are on: probability that a node's start-up (MeshNode.start: Chain.open, mempool
+   * load, fork choice over the stored tips, P2P start) has one of its first three writes fail, on top of
+   * `failWrites`. A start that fails must fail cleanly (reject with the I/O error) and a later start must
+   * succeed. Default 0.5 when `failWrites` > 0.
+   */
+  startupFaults?: number;
   /** Honest nodes (never node 0) that start only at `lateJoinSlot`, with an empty store. Profile 'churn': 1. */
   lateJoiners?: number;
   lateJoinSlot?: number;
@@ -77,7 +87,7 @@ export class InvariantError extends Error {
 class NodeClock implements Clock {
   #alive = true;
   readonly #timers = new Set<TimerHandle>();
-  constructor(private readonly base: ManualClock) {}
+  constructor(private readonly base: SimClock) {}
   now(): number { return this.base.now(); }
   setTimeout(fn: () => void, ms: number): TimerHandle {
     if (!this.#alive) return {} as TimerHandle;
@@ -105,14 +115,18 @@ class NodeStore implements KV {
   /** Write-failure probability (0 = a healthy disk); a failed write changes nothing (LevelDB batches are atomic). */
   failRate = 0;
   failures = 0;
-  constructor(private readonly db: KV, private readonly rng?: Prng, private readonly onFail?: (op: string) => void) {}
+  /** Start-up fault: the write with this index (0 = the first write of this incarnation) fails. */
+  failNth: number | undefined;
+  writes = 0;
+  constructor(private readonly db: KV, private readonly rng?: Prng, private readonly onFail?: (op: string, ops?: BatchOp[]) => void) {}
   kill(): void { this.#alive = false; }
   #gate<T>(op: () => Promise<T>): Promise<T> { return this.#alive ? op() : new Promise<T>(() => {}); }
-  #write(name: string, op: () => Promise<void>): Promise<void> {
+  #write(name: string, op: () => Promise<void>, ops?: BatchOp[]): Promise<void> {
     if (!this.#alive) return new Promise<void>(() => {});
-    if (this.failRate > 0 && this.rng!.chance(this.failRate)) {
+    const nth = this.writes++;
+    if (nth === this.failNth || (this.failRate > 0 && this.rng!.chance(this.failRate))) {
       this.failures++;
-      this.onFail?.(name);
+      this.onFail?.(name, ops);
       return Promise.reject(new SimIOError(name));
     }
     return op();
@@ -121,7 +135,7 @@ class NodeStore implements KV {
   getMany(k: Uint8Array[]) { return this.#gate(() => this.db.getMany(k)); }
   put(k: Uint8Array, v: Uint8Array) { return this.#write('put', () => this.db.put(k, v)); }
   del(k: Uint8Array) { return this.#write('del', () => this.db.del(k)); }
-  batch(ops: BatchOp[]) { return this.#write('batch', () => this.db.batch(ops)); }
+  batch(ops: BatchOp[]) { return this.#write('batch', () => this.db.batch(ops), ops); }
   iterator(o: Parameters<KV['iterator']>[0]) { return this.db.iterator(o); }
   async close(): Promise<void> { /* the underlying store outlives incarnations */ }
 }
@@ -145,6 +159,22 @@ interface SimNodeState {
   lastIoFailSlot: number;
   /** A write failed and the chain has not switched head since: its head may trail a stored better tip. */
   ioLag: boolean;
+  /** A byzantine validator: the simulator's own wire-level node (byzantine.ts), not a MeshNode. */
+  byz: ByzantineNode | undefined;
+  /** Start-up attempts that failed (with an injected I/O error) since the last successful start. */
+  failedStarts: number;
+  /** Failed batches that carried equivocation evidence (keyspace 'q'): for the diagnosis of a missing one. */
+  evidenceWriteFailures: number;
+}
+
+const EVIDENCE_PREFIX = layout.prefix('q')[0]!;
+
+/** Up (running) now: an honest node's MeshNode exists, or a byzantine node is on the network. */
+function up(n: SimNodeState): boolean { return n.node !== undefined || (n.byz?.running ?? false); }
+
+/** An injected disk error, possibly wrapped by the node (StartupError quotes the cause's message). */
+function isInjectedIo(e: unknown): boolean {
+  return e instanceof SimIOError || (e instanceof Error && e.message.includes('sim: injected I/O error'));
 }
 
 export interface SimResult {
@@ -155,23 +185,30 @@ export interface SimResult {
   realMs: number;
   slotsPerSecond: number;
   txs: { submitted: number; acknowledged: number; confirmed: number; rejected: number; conflicts: number; retried: number; fates: Record<TxFate, number> };
-  faults: { crashes: number; partitions: number; framesDropped: number; writeFailures: number; lagAfterIoFail: number; storageCrashes: number; lateJoins: number; leaves: number };
-  byzantine: { nodes: number; actions: Record<string, number>; equivocations: number; equivocationsSeenBoth: number; evidenceRecorded: number; invalidBlocks: number; invalidRejected: number; bans: number };
+  faults: { crashes: number; partitions: number; framesDropped: number; writeFailures: number; lagAfterIoFail: number; storageCrashes: number; lateJoins: number; leaves: number; startsArmed: number; startFailures: number; startupWriteFailures: number; restartsAfterFailedStart: number };
+  byzantine: { nodes: number; actions: Record<string, number>; equivocations: number; equivocationsSeenBoth: number; evidenceRecorded: number; evidenceEvents: number; invalidBlocks: number; invalidRejected: number; bans: number; released: number; frames: Record<string, number> };
   reorgs: number;
 }
 
 export class Simulation {
   readonly o: Required<SimOptions>;
-  readonly clock: ManualClock;
+  readonly clock: SimClock;
   readonly rng: Prng;
   readonly net: SimNet;
   readonly genesis: Genesis;
   readonly nodes: SimNodeState[] = [];
   readonly accounts: KeyPair[];
   readonly log: Logger;
-  readonly byz: ByzantineBehaviour | undefined;
+  /** What the byzantine validators did (undefined without any). */
+  readonly byz: ByzantineLedger | undefined;
+  readonly #junkKey: KeyPair;
+  /** `chain:equivocation` events per honest node, over all its incarnations: `${node}|${slot}|${proposer}` → hashes. */
+  readonly #evidenceEvents = new Map<string, Set<string>>();
+  #evidenceEventCount = 0;
   /** Draws for injected write failures: a stream of its own, so disk faults do not shift the workload. */
   readonly #ioRng: Prng;
+  /** One Ed25519 verdict memo for all nodes (verifier.ts): each distinct signature is verified once per run. */
+  readonly #verdicts = new SharedVerdicts();
   #trace: Uint8Array = new Uint8Array(32);
   #nextNonce = new Map<string, bigint>();
   /** Every acknowledged transaction and the node that acknowledged it. */
@@ -186,7 +223,7 @@ export class Simulation {
   readonly #ioFailedAt = new Map<string, Set<number>>();
   readonly #ackAfterIoFail = new Set<string>();
   #ioFaults = false;
-  #stats = { submitted: 0, rejected: 0, crashes: 0, partitions: 0, reorgs: 0, conflicts: 0, retried: 0, storageCrashes: 0, writeFailures: 0, lagAfterIoFail: 0, lateJoins: 0, leaves: 0, invalidRejected: 0, bans: 0 };
+  #stats = { submitted: 0, rejected: 0, crashes: 0, partitions: 0, reorgs: 0, conflicts: 0, retried: 0, storageCrashes: 0, writeFailures: 0, lagAfterIoFail: 0, lateJoins: 0, leaves: 0, invalidRejected: 0, bans: 0, startsArmed: 0, startFailures: 0, startupWriteFailures: 0, restartsAfterFailedStart: 0 };
   #fates: Record<TxFate, number> = { confirmed: 0, 'conflict-confirmed': 0, replaced: 0, evicted: 0, stale: 0, unaffordable: 0 };
 
   constructor(opts: SimOptions) {
@@ -194,8 +231,9 @@ export class Simulation {
     this.o = {
       slotMs: 1000, load: 2, drainSlots: 30, log: false,
       byzantine: prof === 'byzantine' ? 1 : 0,
-      failWrites: prof === 'storage' ? 0.02 : 0,
+      failWrites: prof === 'storage' ? 0.02 : prof === 'chaos' ? 0.01 : 0,
       crashOnWriteFailure: 0.5,
+      startupFaults: (opts.failWrites ?? (prof === 'storage' ? 0.02 : prof === 'chaos' ? 0.01 : 0)) > 0 ? 0.5 : 0,
       lateJoiners: prof === 'churn' ? 1 : 0,
       lateJoinSlot: Math.max(1, Math.floor(opts.slots / 5)),
       leavers: prof === 'churn' ? 1 : 0,
@@ -205,7 +243,7 @@ export class Simulation {
     if (this.o.lateJoiners + this.o.leavers > Math.max(0, opts.nodes - 1 - this.o.byzantine)) throw new Error('not enough honest nodes besides node 0 for the late joiners and leavers');
     this.rng = new Prng(opts.seed);
     const genesisTime = 1_800_000_000_000;
-    this.clock = new ManualClock(genesisTime - 500);
+    this.clock = new SimClock(genesisTime - 500);
     this.net = new SimNet(this.clock, this.rng.fork());
     this.#ioRng = this.rng.fork();
     this.log = this.o.log ? createLogger({ level: 'info', format: 'pretty', now: () => this.clock.now() }) : silentLogger;
@@ -225,14 +263,12 @@ export class Simulation {
     });
     for (let i = 0; i < opts.nodes; i++) {
       const honest = i < opts.nodes - this.o.byzantine;
-      this.nodes.push({ index: i, addr: `ws://node${i}.sim:30400`, key: validators[i]!, nodeKey: key('node', i), db: undefined as unknown as KV, node: undefined, clock: undefined, store: undefined, crashes: 0, honest, downUntil: 0, crashPending: false, lastIoFailSlot: -Infinity, ioLag: false });
+      this.nodes.push({ index: i, addr: `ws://node${i}.sim:30400`, key: validators[i]!, nodeKey: key('node', i), db: undefined as unknown as KV, node: undefined, clock: undefined, store: undefined, crashes: 0, honest, downUntil: 0, crashPending: false, lastIoFailSlot: -Infinity, ioLag: false, byz: undefined, failedStarts: 0, evidenceWriteFailures: 0 });
     }
     // Late joiners: the honest nodes right after node 0 (they bootstrap from node 0, like everyone).
     for (let i = 1; i <= this.o.lateJoiners; i++) this.nodes[i]!.downUntil = this.o.lateJoinSlot;
-    if (this.o.byzantine > 0) {
-      this.byz = new ByzantineBehaviour(this.rng.fork(), this.genesis.params.maxBlockBytes, key('junk', 0));
-      this.net.intercept = this.byz.intercept;
-    }
+    this.#junkKey = key('junk', 0);
+    if (this.o.byzantine > 0) this.byz = new ByzantineLedger();
   }
 
   #slotNow(): number { return Math.floor((this.clock.now() - this.genesis.genesisTime) / this.o.slotMs); }
@@ -243,31 +279,61 @@ export class Simulation {
     this.#trace = sha256(new Uint8Array([...this.#trace, ...utf8(s)]));
   }
 
-  async #start(n: SimNodeState): Promise<void> {
+  /**
+   * Start node `n` (a new incarnation on its store). With storage faults on, writes may fail during the
+   * start-up itself; a start that fails must reject with the injected I/O error (anything else is a
+   * violation) and leaves the node down: it is started again at a later slot, like a supervisor restarting
+   * a process that exited. Returns whether the node is up.
+   */
+  async #start(n: SimNodeState): Promise<boolean> {
     if (!n.db) {
       const { openMemory } = await import('../storage/kv.js');
       n.db = await openMemory();
     }
     n.clock = new NodeClock(this.clock);
-    n.store = new NodeStore(n.db, this.#ioRng, (op) => {
+    if (!n.honest) return this.#startByzantine(n);
+    n.store = new NodeStore(n.db, this.#ioRng, (op, ops) => {
       this.#stats.writeFailures++;
+      if (ops?.some((o) => o.key[0] === EVIDENCE_PREFIX)) n.evidenceWriteFailures++;
+      if (!n.node) this.#stats.startupWriteFailures++;
       n.lastIoFailSlot = this.#slotNow();
       n.ioLag = true;
-      this.#traceEvent(`${this.clock.now()}|iofail|${n.index}|${op}`);
+      this.#traceEvent(`${this.clock.now()}|iofail|${n.index}|${op}${n.node ? '' : '|startup'}`);
       if (this.#ioRng.chance(this.o.crashOnWriteFailure)) n.crashPending = true;
     });
     const store = n.store;
-    n.node = await MeshNode.start(
-      { datadir: `/sim/${n.index}`, genesis: this.genesis, key: n.key, p2p: { host: 'sim', port: 30400 }, advertise: n.addr, bootnodes: n.index === 0 ? [] : [this.nodes[0]!.addr] },
-      { log: this.log.child({ node: n.index }), clock: n.clock, random: this.rng.fork(), openStore: async () => store, transport: this.net.transport(n.addr), nodeKey: n.nodeKey },
-    );
-    // A byzantine node's own production is done by the simulator (ByzantineBehaviour.act), not its Producer.
-    if (!n.honest) n.node.producer?.stop();
-    // Chain.open keeps the stored head even when a better stored tip exists (a head switch that a failed
-    // write or the crash cut off): the head catches up when the next block arrives. Tolerated until then.
-    if (n.crashes > 0) n.ioLag = true;
-    // Disk faults start once the node is up (a node that cannot even open its store is another scenario).
+    // Disk faults reach the start-up too: the general write-failure rate, and now and then one of the first
+    // three writes of the incarnation (Chain.open's genesis batch on an empty store, the head switch of
+    // reconsider(), the mempool load's clean-up, …) fails outright.
     store.failRate = this.#ioFaults ? this.o.failWrites : 0;
+    if (this.#ioFaults && this.#ioRng.chance(this.o.startupFaults)) {
+      store.failNth = this.#ioRng.int(3);
+      this.#stats.startsArmed++;
+    }
+    const clock = n.clock;
+    try {
+      n.node = await MeshNode.start(
+        { datadir: `/sim/${n.index}`, genesis: this.genesis, key: n.key, p2p: { host: 'sim', port: 30400 }, advertise: n.addr, bootnodes: n.index === 0 ? [] : [this.nodes[0]!.addr] },
+        { log: this.log.child({ node: n.index }), clock, random: this.rng.fork(), openStore: async () => store, transport: this.net.transport(n.addr), nodeKey: n.nodeKey, verifier: this.#verdicts.forNode() },
+      );
+    } catch (e) {
+      if (!isInjectedIo(e)) throw new InvariantError(this.o.seed, `node ${n.index}: start-up failed with something other than the injected I/O error: ${(e as Error).stack ?? e}`);
+      // The process exits: its timers and store handle die with it, its listener (if any) goes.
+      clock.kill();
+      store.kill();
+      await this.net.transport(n.addr).close();
+      n.failedStarts++;
+      this.#stats.startFailures++;
+      n.downUntil = this.#slotNow() + 1;
+      this.#traceEvent(`${this.clock.now()}|startfail|${n.index}|${(e as Error).message}`);
+      return false;
+    }
+    store.failNth = undefined;
+    if (n.failedStarts > 0) { this.#stats.restartsAfterFailedStart++; n.failedStarts = 0; }
+    // Chain.open keeps the stored head even when a better stored tip exists (a head switch that a failed
+    // write or the crash cut off); MeshNode.start's reconsider() moves it there, unless a write failed
+    // during this start-up: only then may the head trail a better stored tip (until the next head change).
+    n.ioLag = store.failures > 0;
     const node = n.node;
     node.chain.on('chain:head', ({ head, disconnected }) => {
       if (disconnected.length) this.#stats.reorgs++;
@@ -282,28 +348,59 @@ export class Simulation {
       set.add(reason);
       this.#removed.set(k, set);
     });
-    if (n.honest && this.byz) {
+    if (this.byz) {
       node.chain.on('block:invalid', ({ hash }) => { if (this.byz!.corrupted.has(hash)) this.#stats.invalidRejected++; });
       node.network?.on('peer:banned', () => { this.#stats.bans++; });
+      node.chain.on('chain:equivocation', ({ slot, proposer, hashes }) => {
+        this.#evidenceEventCount++;
+        const k = `${n.index}|${slot}|${proposer}`;
+        const set = this.#evidenceEvents.get(k) ?? new Set<string>();
+        for (const h of hashes) set.add(h);
+        this.#evidenceEvents.set(k, set);
+        this.#traceEvent(`${this.clock.now()}|evidence|${n.index}|${slot}|${hashes.join(',')}`);
+      });
     }
+    return true;
+  }
+
+  /** A byzantine validator comes up: its own wire-level node (created once; its chain survives crashes). */
+  async #startByzantine(n: SimNodeState): Promise<boolean> {
+    n.byz ??= await ByzantineNode.open({
+      addr: n.addr, key: n.key, nodeKey: n.nodeKey, genesis: this.genesis, db: n.db, clock: this.clock, rng: this.rng.fork(),
+      verifier: this.#verdicts.forNode(), ledger: this.byz!, junkKey: this.#junkKey,
+    });
+    await n.byz.start(this.net.transport(n.addr), n.clock!, this.honestNodes.map((h) => h.addr));
+    this.#traceEvent(`${this.clock.now()}|byzstart|${n.index}`);
+    return true;
   }
 
   async #crash(n: SimNodeState): Promise<void> {
-    if (!n.node) return;
+    if (!up(n)) return;
     this.log.info('crash', { node: n.index });
     this.#traceEvent(`${this.clock.now()}|crash|${n.index}`);
     n.clock!.kill();
-    n.store!.kill();
-    n.node.producer?.stop();
-    await this.net.transport(n.addr).close();
-    n.node = undefined;
     n.crashes++;
     this.#stats.crashes++;
+    if (n.byz) { await n.byz.stop(); return; }
+    n.store!.kill();
+    n.node!.producer?.stop();
+    await this.net.transport(n.addr).close();
+    n.node = undefined;
   }
 
-  /** Let every promise and immediate that the last timer set off run (deterministically). */
+  /**
+   * Let every promise and immediate that the last timer set off run (deterministically). One macrotask turn
+   * drains the whole microtask queue (memory-level, the mempool's admission batches and the chain all work
+   * in microtasks); another turn is needed only while the nodes left an immediate behind (the mempool's group
+   * commit uses setImmediate). A fixed six turns per timer spent a fifth of a run's time idling in the event
+   * loop; settling stops as soon as nothing is pending, which also means a long chain of immediates is no
+   * longer cut short and left to run during the next timer.
+   */
   async #settle(): Promise<void> {
-    for (let i = 0; i < 6; i++) await new Promise<void>((r) => setImmediate(r));
+    for (let i = 0; i < 256; i++) {
+      await new Promise<void>((r) => setImmediate(r));
+      if (!process.getActiveResourcesInfo().includes('Immediate')) return;
+    }
   }
 
   async #runUntil(t: number, onSlot?: (slot: number) => Promise<void>): Promise<void> {
@@ -422,7 +519,7 @@ export class Simulation {
     // Late joiners start on their slot, with an empty store: they must sync the whole chain.
     for (const n of this.nodes) {
       if (!n.node && n.downUntil === slot && n.crashes === 0 && !n.db && slot < faultEnd) {
-        await this.#start(n);
+        await this.#start(n); // a failed first start is retried like any restart (below)
         this.#stats.lateJoins++;
         this.#traceEvent(`${this.clock.now()}|join|${n.index}`);
       }
@@ -453,26 +550,29 @@ export class Simulation {
     if ((prof === 'partition' || chaos) && slot % 40 === 30) this.net.heal();
     if ((prof === 'crash' || chaos) && slot > 5 && this.rng.chance(0.08)) {
       const n = this.rng.pick(this.nodes);
-      if (n.node) { await this.#crash(n); n.downUntil = slot + 1; }
+      if (up(n)) { await this.#crash(n); n.downUntil = slot + 1; }
     }
     // Crashed nodes come back at random (never before their downUntil: leavers stay away, joiners wait).
     for (const n of this.nodes) {
-      if (!n.node && n.db && slot >= n.downUntil && this.rng.chance(0.3)) await this.#start(n);
+      if (!up(n) && n.db && slot >= n.downUntil && this.rng.chance(0.3)) await this.#start(n);
     }
   }
 
-  /** The byzantine nodes that own `slot` misbehave (or not). */
+  /** Every slot: byzantine nodes release late blocks and redial; those that own `slot` misbehave (or not). */
   async #byzantineSlot(slot: number): Promise<void> {
     if (!this.byz) return;
-    this.byz.expire(slot);
     const owner = proposerFor(this.genesis, slot);
+    const honest = this.honestNodes.map((h) => h.addr);
     for (const n of this.nodes) {
-      if (n.honest || !n.node || !bytesEqual(owner, n.key.publicKey)) continue;
+      if (n.honest || !n.byz?.running) continue;
+      const note = n.byz.tick(honest);
+      if (note) this.#traceEvent(`${this.clock.now()}|byz|${n.index}|${note}`);
+      if (!bytesEqual(owner, n.key.publicKey)) continue;
       let action: string;
       try {
-        action = await this.byz.act(n.node, n.addr, n.key, slot, this.honestNodes.map((h) => h.addr));
+        action = await n.byz.act(slot);
       } catch (e) {
-        if (!(e instanceof SimIOError) && !(e instanceof RuleError)) throw e;
+        if (!(e instanceof RuleError)) throw e;
         action = `failed:${e.message}`;
       }
       this.#traceEvent(`${this.clock.now()}|byz|${n.index}|${slot}|${action}`);
@@ -493,7 +593,7 @@ export class Simulation {
         this.net.clearLinkFaults();
         this.#ioFaults = false;
         for (const n of this.nodes) { n.crashPending = false; if (n.store) n.store.failRate = 0; }
-        for (const n of this.nodes) if (!n.node) await this.#start(n);
+        for (const n of this.nodes) if (!up(n)) await this.#start(n);
       }
       await this.#injectFaults(slot, faultEnd);
       await this.#byzantineSlot(slot);
@@ -509,21 +609,23 @@ export class Simulation {
     const honest = this.honestNodes;
     const heads = await Promise.all(honest.map(async (n) => ({ height: n.node!.chain.head.height, hash: n.node!.chain.head.hashHex, stateRoot: toHex(n.node!.chain.stateRoot) })));
     const byzStats = this.byz ? await this.#checkByzantine(true) : { seenBoth: 0, evidence: 0 };
+    const st = this.#stats;
     const result: SimResult = {
       seed: this.o.seed, traceHash: toHex(this.#trace), heads, slots: this.o.slots, realMs, slotsPerSecond: this.o.slots / (realMs / 1000),
       txs: { submitted: this.#stats.submitted, acknowledged: this.acknowledged.size, confirmed: this.#fates.confirmed, rejected: this.#stats.rejected, conflicts: this.#stats.conflicts, retried: this.#stats.retried, fates: { ...this.#fates } },
       faults: {
         crashes: this.#stats.crashes, partitions: this.#stats.partitions, framesDropped: this.net.framesDropped,
-        writeFailures: this.#stats.writeFailures, lagAfterIoFail: this.#stats.lagAfterIoFail, storageCrashes: this.#stats.storageCrashes, lateJoins: this.#stats.lateJoins, leaves: this.#stats.leaves,
+        writeFailures: st.writeFailures, lagAfterIoFail: st.lagAfterIoFail, storageCrashes: st.storageCrashes, lateJoins: st.lateJoins, leaves: st.leaves,
+        startsArmed: st.startsArmed, startFailures: st.startFailures, startupWriteFailures: st.startupWriteFailures, restartsAfterFailedStart: st.restartsAfterFailedStart,
       },
       byzantine: {
         nodes: this.o.byzantine, actions: { ...(this.byz?.counts ?? {}) }, equivocations: this.byz?.equivocations.length ?? 0,
-        equivocationsSeenBoth: byzStats.seenBoth, evidenceRecorded: byzStats.evidence, invalidBlocks: this.byz?.corrupted.size ?? 0,
-        invalidRejected: this.#stats.invalidRejected, bans: this.#stats.bans,
+        equivocationsSeenBoth: byzStats.seenBoth, evidenceRecorded: byzStats.evidence, evidenceEvents: this.#evidenceEventCount, invalidBlocks: this.byz?.corrupted.size ?? 0,
+        invalidRejected: st.invalidRejected, bans: st.bans, released: this.byz?.released ?? 0, frames: { ...(this.byz?.frames ?? {}) },
       },
       reorgs: this.#stats.reorgs,
     };
-    for (const n of this.nodes) { n.clock?.kill(); n.node?.producer?.stop(); }
+    for (const n of this.nodes) { n.clock?.kill(); n.node?.producer?.stop(); await n.byz?.stop(); }
     return result;
   }
 
@@ -542,32 +644,56 @@ export class Simulation {
   }
 
   /**
-   * Byzantine invariants on every honest running node: no corrupted block on its best chain; every
-   * equivocation whose two blocks it stored has its evidence (both signed headers) in the evidence keyspace.
+   * Byzantine invariants on every honest running node n (checked every 10 slots and at the end):
+   *  - no block a byzantine node knowingly corrupted is on n's best chain;
+   *  - detection: for every equivocation E = (slot, proposer, {a, b}) a byzantine validator committed, if n's
+   *    block store holds both a and b, then (1) n emitted `chain:equivocation` for (slot, proposer) naming
+   *    both a and b, in this incarnation or an earlier one, and (2) n's evidence keyspace holds both signed
+   *    headers; at the end (3) n's `getEquivocations` JSON-RPC answer lists both;
+   *  - no false accusation: every `chain:equivocation` an honest node emitted names a byzantine proposer, a
+   *    slot in which it did equivocate, and only blocks of that equivocation (honest validators never
+   *    sign two blocks for one slot, not even across crashes and failed writes).
    */
   async #checkByzantine(final: boolean): Promise<{ seenBoth: number; evidence: number }> {
     let seenBoth = 0;
     let evidence = 0;
-    if (!this.byz) return { seenBoth, evidence };
+    const byz = this.byz;
+    if (!byz) return { seenBoth, evidence };
+    const committed = new Map(byz.equivocations.map((e) => [`${e.slot}|${e.proposer}`, e]));
+    for (const [k, hashes] of this.#evidenceEvents) {
+      const [node, slot, proposer] = k.split('|');
+      const e = committed.get(`${slot}|${proposer}`);
+      if (!e || [...hashes].some((h) => !e.hashes.includes(h))) {
+        const who = this.nodes.find((x) => toHex(x.key.publicKey) === proposer);
+        throw new InvariantError(this.o.seed, `honest node ${node} reported an equivocation that did not happen: slot ${slot}, proposer node ${who?.index ?? proposer.slice(0, 12)} (${who?.honest ? 'honest' : 'byzantine'}), blocks ${[...hashes].map((h) => h.slice(0, 12)).join(', ')}`);
+      }
+    }
     for (const n of this.honestNodes) {
       if (!n.node) continue;
       const c = n.node.chain;
+      const rpc = final ? createHandlers({ chain: c, mempool: n.node.mempool, version: 'sim', startedAt: 0, now: () => this.clock.now() }) : undefined;
       await c.withHead(async () => {
-        for (const [hash, what] of this.byz!.corrupted) {
+        for (const [hash, what] of byz.corrupted) {
           if (c.isOnMain(hash)) throw new InvariantError(this.o.seed, `honest node ${n.index} adopted the invalid block ${hash.slice(0, 12)} (${what.kind}, slot ${what.slot}) on its best chain`);
         }
-        for (const e of this.byz!.equivocations) {
+        const listed = rpc ? new Set(((await rpc.getEquivocations!({}, {} as never)) as { blockHash: string }[]).map((x) => x.blockHash)) : undefined;
+        for (const e of byz.equivocations) {
           if (!e.hashes.every((h) => c.hasBlock(h))) continue;
           seenBoth++;
+          const what = `the equivocation in slot ${e.slot} (${e.hashes.map((x) => x.slice(0, 12)).join(', ')})`;
+          const events = this.#evidenceEvents.get(`${n.index}|${e.slot}|${e.proposer}`);
           for (const h of e.hashes) {
+            const io = `last failed write in slot ${n.lastIoFailSlot}; ${n.evidenceWriteFailures} failed evidence batch(es) on this node`;
+            if (!events?.has(h)) throw new InvariantError(this.o.seed, `honest node ${n.index} stored both blocks of ${what} but never emitted chain:equivocation naming ${h.slice(0, 12)} (${io})`);
             const v = await n.db.get(layout.evidence(e.slot, fromHexKey(e.proposer), fromHexKey(h)));
-            if (!v) throw new InvariantError(this.o.seed, `honest node ${n.index} stored both blocks of the equivocation in slot ${e.slot} (${e.hashes.map((x) => x.slice(0, 12)).join(', ')}) but has no evidence for ${h.slice(0, 12)}`);
+            if (!v) throw new InvariantError(this.o.seed, `honest node ${n.index} stored both blocks of ${what} but has no evidence for ${h.slice(0, 12)} (${io})`);
+            if (listed && !listed.has(h)) throw new InvariantError(this.o.seed, `honest node ${n.index}: getEquivocations does not list ${h.slice(0, 12)} of ${what}`);
           }
           evidence++;
         }
       });
     }
-    if (final && this.byz.equivocations.length > 0 && seenBoth === 0 && this.o.faults === 'byzantine') {
+    if (final && byz.equivocations.length > 0 && seenBoth === 0 && this.o.faults === 'byzantine') {
       // Not an invariant of the chain (a banned byzantine node cannot deliver anything), only a note.
       this.log.warn('no honest node saw both blocks of any equivocation');
     }
@@ -652,7 +778,7 @@ export class Simulation {
       }
       if (fate) this.#fates[fate]++;
       else {
-        const pendingOn = this.nodes.filter((x) => x.node!.mempool.has(id)).map((x) => x.index);
+        const pendingOn = honest.filter((x) => x.node!.mempool.has(id)).map((x) => x.index);
         const removedOn = this.nodes.map((x) => [...(this.#removed.get(`${x.index}:${id}`) ?? [])].map((r) => `${x.index}:${r}`)).flat();
         lost.push(`${id} (${toHex(tx.from).slice(0, 8)} nonce ${tx.nonce}, acknowledged by node ${node}; pending on [${pendingOn.join(',')}]; removed on [${removedOn.join(',')}]; ${this.#abandoned.has(id) ? 'was in an abandoned block' : 'never in an abandoned block'}${this.#ackAfterIoFail.has(id) ? `; acknowledged as a duplicate by node ${node} after its own write of it had failed there` : ''})`);
       }

@@ -12,8 +12,9 @@ const replay = (seed: number, nodes: number, slots: number, faults: FaultProfile
   `npm run sim -- --seed ${seed} --nodes ${nodes} --slots ${slots} --faults ${faults}${extra}`;
 
 test('one seed gives one execution: same trace hash, same heads and state roots, twice', async (t) => {
-  // Chaos (loss, partitions, crashes) plus a byzantine validator and a failing disk: all of it seeded.
-  const opts = { seed: 20261125, nodes: 4, slots: 80, faults: 'chaos' as const, byzantine: 1, failWrites: 0.02 };
+  // Chaos (loss, partitions, crashes) plus a wire-level byzantine validator, a failing disk and failing
+  // start-ups: all of it seeded.
+  const opts = { seed: 20261125, nodes: 4, slots: 80, faults: 'chaos' as const, byzantine: 1, failWrites: 0.02, startupFaults: 1 };
   const a = await new Simulation(opts).run();
   const b = await new Simulation(opts).run();
   t.diagnostic(`trace ${a.traceHash.slice(0, 16)}: ${a.txs.acknowledged} txs confirmed, ${a.faults.crashes} crashes, ${a.faults.partitions} partitions, ${a.reorgs} reorgs, ${a.slotsPerSecond.toFixed(0)} slots/s`);
@@ -23,7 +24,9 @@ test('one seed gives one execution: same trace hash, same heads and state roots,
   assert.deepEqual(a.byzantine, b.byzantine);
   assert.deepEqual({ ...a.faults }, { ...b.faults });
   assert.ok(a.faults.writeFailures > 0, 'the determinism run includes storage faults');
+  assert.ok(a.faults.startsArmed > 0, 'the determinism run includes start-up write faults');
   assert.ok(Object.values(a.byzantine.actions).some((v) => v > 0), 'the determinism run includes a byzantine validator');
+  assert.ok((a.byzantine.frames.BLOCK ?? 0) > 0, 'the byzantine validator sent blocks itself');
   // The trace really depends on the seed (it is not a constant).
   const c = await new Simulation({ ...opts, seed: opts.seed + 1 }).run();
   assert.notEqual(c.traceHash, a.traceHash);
@@ -43,13 +46,52 @@ test('swarm: fixed seeds and fresh ones across fault profiles keep every invaria
       assert.equal(Object.values(r.txs.fates).reduce((x, y) => x + y, 0), r.txs.acknowledged, 'every acknowledged transaction has a fate');
       if (faults === 'byzantine') {
         assert.ok(r.byzantine.equivocationsSeenBoth > 0 && r.byzantine.evidenceRecorded === r.byzantine.equivocationsSeenBoth, 'equivocations were delivered and detected');
+        assert.ok(r.byzantine.evidenceEvents > 0, 'honest nodes announced the equivocations (chain:equivocation)');
         assert.ok(r.byzantine.invalidRejected > 0, 'invalid blocks were proposed and rejected');
       }
-      if (faults === 'storage') assert.ok(r.faults.writeFailures > 0, 'writes failed');
+      if (faults === 'storage' || faults === 'chaos') assert.ok(r.faults.writeFailures > 0 || r.faults.startsArmed > 0, 'storage faults were injected');
+      if (faults === 'storage') assert.ok(r.faults.startsArmed > 0, 'start-ups ran with write faults armed');
       if (faults === 'churn') assert.ok(r.faults.lateJoins > 0 && r.faults.leaves > 0, 'a node joined late and one left');
       assert.ok(r.txs.rejected > 0, 'the workload includes invalid transactions, and they were rejected');
     } catch (e) {
       assert.fail(`${(e as Error).message}\n  replay: ${replay(seed, nodes, slots, faults)}`);
     }
   }
+});
+
+test('start-up write failures: every start has one of its first writes fail; nodes fail cleanly and come back', { timeout: 120_000 }, async (t) => {
+  // startupFaults 1: every start while storage faults are on (the first starts on empty stores included)
+  // arms a failure of one of its first three writes. The run must keep every invariant.
+  const seed = 77;
+  const r = await new Simulation({ seed, nodes: 5, slots: 100, faults: 'storage', startupFaults: 1 }).run();
+  t.diagnostic(`seed ${seed}: starts armed ${r.faults.startsArmed}, failed starts ${r.faults.startFailures}, recovered ${r.faults.restartsAfterFailedStart}, start-up write failures ${r.faults.startupWriteFailures}, write failures ${r.faults.writeFailures}`);
+  assert.ok(r.faults.startFailures > 0, 'some start-ups failed');
+  assert.ok(r.faults.restartsAfterFailedStart > 0, 'nodes whose start failed started later');
+  assert.equal(Object.values(r.txs.fates).reduce((x, y) => x + y, 0), r.txs.acknowledged, 'every acknowledged transaction has a fate');
+});
+
+test('SimClock fires timers in exactly ManualClock\'s order (due time, then creation), cancellations included', async () => {
+  const { SimClock } = await import('../../src/sim/clock.js');
+  const { ManualClock } = await import('../../src/util/clock.js');
+  const { Prng } = await import('../../src/sim/prng.js');
+  const run = (clock: InstanceType<typeof SimClock> | InstanceType<typeof ManualClock>): string[] => {
+    const rng = new Prng(99);
+    const fired: string[] = [];
+    const handles: ReturnType<typeof clock.setTimeout>[] = [];
+    const schedule = (label: string, depth: number) => {
+      handles.push(clock.setTimeout(() => {
+        fired.push(`${label}@${clock.now()}`);
+        // Timers set from timers, some for the same instant; some cancel an earlier one.
+        if (depth < 3) for (let i = 0; i < 2; i++) schedule(`${label}.${i}`, depth + 1);
+        if (rng.chance(0.3) && handles.length) clock.clearTimeout(handles[rng.int(handles.length)]!);
+      }, rng.int(4) * 5));
+    };
+    for (let i = 0; i < 40; i++) schedule(`t${i}`, 0);
+    while (clock.step(1_000 + 10_000)) { /* fire all */ }
+    return fired;
+  };
+  const a = run(new SimClock(1_000));
+  const b = run(new ManualClock(1_000));
+  assert.ok(a.length > 100);
+  assert.deepEqual(a, b);
 });
