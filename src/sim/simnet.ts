@@ -5,7 +5,7 @@
  * links (existing connections are closed, new dials fail) until healed.
  */
 import type { Conn, Transport } from '../p2p/transport.js';
-import type { SimClock } from './clock.js';
+import type { ManualClock } from '../util/clock.js';
 import type { Prng } from './prng.js';
 
 export interface LinkFaults {
@@ -94,7 +94,7 @@ export class SimNet {
   framesDropped = 0;
   bytesSent = 0;
 
-  constructor(readonly clock: SimClock, readonly rng: Prng) {}
+  constructor(readonly clock: ManualClock, readonly rng: Prng) {}
 
   /** The transport for the node whose address is `addr` (its ws:// URL). */
   transport(addr: string): Transport {

@@ -24,7 +24,6 @@ import { MeshNode } from '../node/node.js';
 import type { KeyPair } from '../node/keyfile.js';
 import type { BatchOp, KV } from '../storage/kv.js';
 import { ManualClock, type Clock, type TimerHandle } from '../util/clock.js';
-import { SimClock } from './clock.js';
 import { SharedVerdicts } from './verifier.js';
 import { silentLogger, createLogger, type Logger } from '../util/log.js';
 import { Prng } from './prng.js';
@@ -87,7 +86,7 @@ export class InvariantError extends Error {
 class NodeClock implements Clock {
   #alive = true;
   readonly #timers = new Set<TimerHandle>();
-  constructor(private readonly base: SimClock) {}
+  constructor(private readonly base: ManualClock) {}
   now(): number { return this.base.now(); }
   setTimeout(fn: () => void, ms: number): TimerHandle {
     if (!this.#alive) return {} as TimerHandle;
@@ -192,7 +191,7 @@ export interface SimResult {
 
 export class Simulation {
   readonly o: Required<SimOptions>;
-  readonly clock: SimClock;
+  readonly clock: ManualClock;
   readonly rng: Prng;
   readonly net: SimNet;
   readonly genesis: Genesis;
@@ -243,7 +242,7 @@ export class Simulation {
     if (this.o.lateJoiners + this.o.leavers > Math.max(0, opts.nodes - 1 - this.o.byzantine)) throw new Error('not enough honest nodes besides node 0 for the late joiners and leavers');
     this.rng = new Prng(opts.seed);
     const genesisTime = 1_800_000_000_000;
-    this.clock = new SimClock(genesisTime - 500);
+    this.clock = new ManualClock(genesisTime - 500);
     this.net = new SimNet(this.clock, this.rng.fork());
     this.#ioRng = this.rng.fork();
     this.log = this.o.log ? createLogger({ level: 'info', format: 'pretty', now: () => this.clock.now() }) : silentLogger;

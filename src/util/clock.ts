@@ -1,3 +1,5 @@
+import { Heap } from './heap.js';
+
 /**
  * Time reaches the core only through this interface, so a simulator can run many nodes on virtual time.
  */
@@ -21,12 +23,17 @@ export const systemClock: Clock = {
 
 /**
  * A clock that only moves when told to. Timers fire in (due time, creation order) order, so a run is
- * reproducible. Used by unit tests and the deterministic simulator.
+ * reproducible. Used by unit tests and the deterministic simulator. Timers sit in a binary heap (a
+ * simulated network keeps hundreds pending); cancelled ones are dropped when they reach the top.
  */
+interface ManualTimer { due: number; seq: number; fn: (() => void) | undefined }
+
 export class ManualClock implements Clock {
   #now: number;
   #seq = 0;
-  #timers = new Map<number, { due: number; seq: number; fn: () => void }>();
+  readonly #heap = new Heap<ManualTimer>((a, b) => a.due < b.due || (a.due === b.due && a.seq < b.seq));
+  /** Pending (neither cancelled nor fired) timers. */
+  #live = 0;
 
   constructor(startMs: number) {
     this.#now = startMs;
@@ -36,31 +43,40 @@ export class ManualClock implements Clock {
     return this.#now;
   }
 
+  get pending(): number { return this.#live; }
+
   setTimeout(fn: () => void, ms: number): TimerHandle {
-    const seq = ++this.#seq;
-    this.#timers.set(seq, { due: this.#now + Math.max(0, ms), seq, fn });
-    return { seq } as unknown as TimerHandle;
+    const t: ManualTimer = { due: this.#now + Math.max(0, ms), seq: ++this.#seq, fn };
+    this.#heap.push(t);
+    this.#live++;
+    return t as unknown as TimerHandle;
   }
 
   clearTimeout(h: TimerHandle): void {
-    this.#timers.delete((h as unknown as { seq: number }).seq);
+    const t = h as unknown as ManualTimer;
+    if (t && typeof t === 'object' && 'fn' in t && t.fn) {
+      t.fn = undefined;
+      this.#live--;
+    }
   }
 
   /** Due time of the earliest pending timer, if any. */
   nextDue(): number | undefined {
-    let best: number | undefined;
-    for (const t of this.#timers.values()) if (best === undefined || t.due < best) best = t.due;
-    return best;
+    this.#dropCancelled();
+    return this.#heap.peek()?.due;
   }
 
   /** Fire the earliest due timer (≤ `limit`), moving time to it. Returns false when none is due. */
   step(limit = Infinity): boolean {
-    let next: { due: number; seq: number; fn: () => void } | undefined;
-    for (const t of this.#timers.values()) if (!next || t.due < next.due || (t.due === next.due && t.seq < next.seq)) next = t;
-    if (!next || next.due > limit) return false;
-    this.#timers.delete(next.seq);
-    if (next.due > this.#now) this.#now = next.due;
-    next.fn();
+    this.#dropCancelled();
+    const t = this.#heap.peek();
+    if (!t || t.due > limit) return false;
+    this.#heap.pop();
+    const fn = t.fn!;
+    t.fn = undefined;
+    this.#live--;
+    if (t.due > this.#now) this.#now = t.due;
+    fn();
     return true;
   }
 
@@ -74,5 +90,9 @@ export class ManualClock implements Clock {
   set(ms: number): void {
     if (ms < this.#now) throw new Error('ManualClock cannot go backwards');
     this.advance(ms - this.#now);
+  }
+
+  #dropCancelled(): void {
+    while (this.#heap.size && !this.#heap.peek()!.fn) this.#heap.pop();
   }
 }

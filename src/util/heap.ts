@@ -3,6 +3,7 @@ export class Heap<T> {
   readonly #a: T[] = [];
   constructor(private readonly before: (a: T, b: T) => boolean) {}
   get size(): number { return this.#a.length; }
+  peek(): T | undefined { return this.#a[0]; }
   push(v: T): void {
     const a = this.#a;
     a.push(v);
