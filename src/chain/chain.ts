@@ -255,6 +255,20 @@ export class Chain extends TypedEmitter<ChainEvents> {
     return b;
   }
 
+  /**
+   * The stored encodings of indexed blocks, in order (undefined for unknown ones), read in one go without
+   * decoding: what a node serving sync sends.
+   */
+  async getBlockBytes(hashes: readonly string[]): Promise<(Uint8Array | undefined)[]> {
+    const out: (Uint8Array | undefined)[] = hashes.map((h) => this.#blockCache.peek(h)?.bytes ?? (h === this.#genesisBlock?.header.hashHex ? this.#genesisBlock.bytes : undefined));
+    const missing = hashes.map((h, i) => [h, i] as const).filter(([h, i]) => out[i] === undefined && this.#index.has(h));
+    if (missing.length) {
+      const raw = await this.db.getMany(missing.map(([h]) => layout.block(fromHexTrusted(h))));
+      missing.forEach(([, i], j) => { out[i] = raw[j] ?? undefined; });
+    }
+    return out;
+  }
+
   async getBlockAt(height: number): Promise<Block | undefined> {
     const h = this.#main[height];
     return h === undefined ? undefined : this.getBlock(h);

@@ -64,6 +64,9 @@ export const DEFAULT_PEER_LIMITS: PeerLimits = {
   requestTimeoutMs: 10_000,
 };
 
+/** Timed-out requests remembered per peer, so their late answers are recognised as such. */
+const EXPIRED_REQUESTS = 256;
+
 type Pending = { resolve: (m: Message) => void; reject: (e: Error) => void; timer: TimerHandle; type: number };
 
 export class Peer {
@@ -95,6 +98,8 @@ export class Peer {
   readonly #msgBucket: TokenBucket;
   readonly #byteBucket: TokenBucket;
   readonly #pending = new Map<number, Pending>();
+  /** Requests that timed out, by reqId → expected response type (insertion order = age). */
+  readonly #expired = new Map<number, number>();
   #nextReq = 1;
   #closed = false;
 
@@ -142,6 +147,7 @@ export class Peer {
     return new Promise<T>((resolve, reject) => {
       const timer = this.#clock.setTimeout(() => {
         this.#pending.delete(reqId);
+        this.#expire(reqId, responseType);
         reject(new Error(`request ${reqId} to ${this.label} timed out`));
       }, timeoutMs);
       this.#pending.set(reqId, { resolve: resolve as (m: Message) => void, reject, timer, type: responseType });
@@ -153,14 +159,28 @@ export class Peer {
     });
   }
 
-  /** Match a response; false if nothing was asked under this id (an unrequested response). */
-  resolve(reqId: number, m: Message): boolean {
+  /**
+   * Match a response: 'ok' when it answers a pending request; 'late' when it answers a request of ours that
+   * already timed out (a slow or loaded peer, or our own backlog: not misbehaviour, and it is dropped);
+   * 'unrequested' when nothing was asked under this id and type, or it was already answered.
+   */
+  resolve(reqId: number, m: Message): 'ok' | 'late' | 'unrequested' {
     const p = this.#pending.get(reqId);
-    if (!p || p.type !== m.type) return false;
+    if (!p || p.type !== m.type) {
+      if (this.#expired.get(reqId) !== m.type) return 'unrequested';
+      this.#expired.delete(reqId); // one late answer per request
+      return 'late';
+    }
     this.#pending.delete(reqId);
     this.#clock.clearTimeout(p.timer);
     p.resolve(m);
-    return true;
+    return 'ok';
+  }
+
+  /** Remember a timed-out request (bounded: the oldest are forgotten) so that its late answer is not penalised. */
+  #expire(reqId: number, type: number): void {
+    this.#expired.set(reqId, type);
+    if (this.#expired.size > EXPIRED_REQUESTS) this.#expired.delete(this.#expired.keys().next().value as number);
   }
 
   get pendingRequests(): number { return this.#pending.size; }

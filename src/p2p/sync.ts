@@ -4,19 +4,28 @@
  * Whenever a peer shows a head better than ours (fork choice order), one sync round runs:
  *   1. ask that peer for the hashes of its best chain after our fork point, given our block locator
  *      (exponentially spaced hashes of our best chain, so the fork point is found in one round trip);
- *   2. split the hashes we lack into ranges and download them from SEVERAL peers in parallel (every ready
- *      peer whose head is high enough gets a share; a range a peer cannot serve falls back to the source);
- *   3. hand the blocks to the chain strictly in order as ranges complete; out-of-order ranges wait in a
- *      bounded window. The chain validates everything and switches heads only to a better valid chain.
+ *   2. split the hashes we lack into small ranges (RANGE blocks) and download them from SEVERAL peers in
+ *      parallel (class Download): every ready peer whose head is high enough pulls ranges as it has capacity
+ *      (PER_PEER requests in flight), including peers that finish their handshake during the round, so fast
+ *      peers serve more; a failed or partial range goes back to the queue for another peer; a range that is
+ *      in flight for much longer than usual is also asked of an idle peer (first answer wins), so one slow
+ *      peer does not hold up the end; downloading stays within a window (blocks and bytes) past the block
+ *      being applied;
+ *   3. hand the blocks to the chain strictly in order, each as soon as it is there. While block N is applied
+ *      (main thread), the signatures of the next downloaded blocks are verified on the verifier (the worker
+ *      pool) into the chain's signature cache, so Chain.addBlock finds them verified. Only positive verdicts
+ *      are cached: a bad signature is still found and rejected by addBlock. The chain validates everything
+ *      and switches heads only to a better valid chain.
  * Rounds repeat until no peer shows a better head. Progress (height/target, blocks/s, tx/s, time left) is
  * logged at most every 2 s while catching up, and once at the end; `status` exposes it (metrics).
  */
 import { bytesEqual, fromHex, toHex } from '../encoding/bytes.js';
 import { betterHead, type Chain } from '../chain/chain.js';
-import type { Block } from '../ledger/block.js';
-import type { Clock } from '../util/clock.js';
+import { blockVerifyItem, type Block } from '../ledger/block.js';
+import { verifyWithCache } from '../crypto/sigcache.js';
+import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
-import { MAX_GET_BLOCKS, MSG, type Message } from './messages.js';
+import { MSG, type Message } from './messages.js';
 import type { Peer } from './peer.js';
 
 export type AcceptResult = 'accepted' | 'known' | 'orphan' | 'invalid' | 'later';
@@ -31,8 +40,22 @@ export interface SyncDeps {
   penalize(peer: Peer, rule: string, detail: string): void;
 }
 
-export const RANGE = 64;
-const WINDOW = 12;
+/** Blocks per GET_BLOCKS request (≤ MAX_GET_BLOCKS): small, so that a chain of a few hundred blocks spreads over every peer. */
+export const RANGE = 16;
+/** Range requests in flight per peer (hides one round trip per range). */
+const PER_PEER = 2;
+/** Download window past the block being applied: in blocks, and in bytes (downloaded and unapplied, plus requests in flight). */
+const WINDOW_BLOCKS = 128;
+const WINDOW_BYTES = 32 * 1024 * 1024;
+/** Signature read-ahead past the block being applied: at most this many blocks and transactions. */
+const PREVERIFY_BLOCKS = 8;
+const PREVERIFY_TXS = 8192;
+/** A range in flight longer than max(STEAL_MIN_MS, 3 × the mean fetch time) is also asked of an idle peer. */
+const STEAL_MIN_MS = 1000;
+/** Each range may be re-requested after failures this many times over before the round gives up. */
+const MAX_RANGE_TRIES = 3;
+/** While downloading, new ready peers and stuck ranges are looked at this often. */
+const TICK_MS = 200;
 const HASHES_PER_ROUND = 2048;
 
 export class Syncer {
@@ -50,6 +73,8 @@ export class Syncer {
   #session: { started: number; blocks: number; txs: number; target: number } | undefined;
   /** Blocks delivered per peer (node id prefix) in the current round: evidence of parallel download. */
   #sources = new Map<string, number>();
+  /** The current round's download, while one runs. */
+  #download: Download | undefined;
 
   constructor(d: SyncDeps) {
     this.#d = d;
@@ -75,7 +100,11 @@ export class Syncer {
   /** Start a round if a peer shows a better head (or note that another round is wanted). */
   trigger(): void {
     if (this.#stopped) return;
-    if (this.#running) { this.#again = true; return; }
+    if (this.#running) {
+      this.#again = true;
+      this.#download?.schedule(); // a peer that just became ready takes ranges at once
+      return;
+    }
     this.#running = true;
     void this.#loop().finally(() => { this.#running = false; });
   }
@@ -160,67 +189,43 @@ export class Syncer {
     const started = this.#d.clock.now();
     const before = this.blocksSynced;
 
-    // Ranges over `need`, fetched in parallel from every peer that may hold them.
-    const ranges: { hash: Uint8Array; height: number }[][] = [];
-    for (let i = 0; i < need.length; i += Math.min(RANGE, MAX_GET_BLOCKS)) ranges.push(need.slice(i, i + RANGE));
-    const fetches: Promise<Block[]>[] = [];
-    const startFetch = (i: number) => {
-      const range = ranges[i]!;
-      const top = range[range.length - 1]!.height;
-      const holders = this.#d.readyPeers().filter((p) => p.headHeight >= top);
-      const helper = holders.length ? holders[i % holders.length]! : source;
-      fetches[i] = this.#fetchRange(range, helper, source);
-    };
-    for (let i = 0; i < Math.min(WINDOW, ranges.length); i++) startFetch(i);
-    for (let i = 0; i < ranges.length; i++) {
-      const blocks = await fetches[i]!;
-      if (i + WINDOW < ranges.length) startFetch(i + WINDOW);
-      for (const b of blocks) {
+    const dl = new Download(this.#d, source, need, (peer) => this.#sources.set(peer.label, (this.#sources.get(peer.label) ?? 0) + 1));
+    this.#download = dl;
+    // Time the apply loop spent waiting for a download or for a signature check (where a round loses time).
+    let waitDownloadMs = 0;
+    let waitVerifyMs = 0;
+    try {
+      dl.schedule();
+      // Apply strictly in order, each block as soon as it is there (not per whole range), with the signatures
+      // of the next downloaded blocks being verified on the worker pool meanwhile (read-ahead).
+      for (let i = 0; i < need.length && !this.#stopped; i++) {
+        let t = this.#d.clock.now();
+        const b = await dl.blockAt(i);
+        if (!b) break; // nobody could deliver it: end the round, the next one starts from where we are
+        waitDownloadMs += this.#d.clock.now() - t;
+        t = this.#d.clock.now();
+        await dl.preverify(i);
+        waitVerifyMs += this.#d.clock.now() - t;
+        dl.readAhead(i + 1);
         const r = await this.#d.accept(b, source);
+        dl.applied(i);
         if (r === 'invalid') return this.blocksSynced > before;
         if (r === 'accepted') { this.blocksSynced++; this.txsSynced += b.txs.length; }
+        this.#progress(target);
       }
-      this.#progress(target);
-      if (this.#stopped) break;
+    } finally {
+      dl.close();
+      this.#download = undefined;
     }
     if (this.blocksSynced - before >= 16) {
       const secs = Math.max(0.001, (this.#d.clock.now() - started) / 1000);
       log.info('sync round done', {
         height: chain.head.height, target, blocks: this.blocksSynced - before, blocksPerSec: Math.round((this.blocksSynced - before) / secs),
-        peers: this.#d.readyPeers().length, sources: Object.fromEntries(this.#sources),
+        peers: this.#d.readyPeers().length, sources: Object.fromEntries(this.#sources), stolen: dl.stolen, failedFetches: dl.failures,
+        waitDownloadMs, waitVerifyMs,
       });
     }
     return this.blocksSynced > before || chain.hasBlock(toHex(source.headHash));
-  }
-
-  /** Fetch one range from `helper`; whatever it does not deliver is fetched from `source`. */
-  async #fetchRange(range: { hash: Uint8Array }[], helper: Peer, source: Peer): Promise<Block[]> {
-    const got = new Map<string, Block>();
-    for (const peer of helper === source ? [source] : [helper, source]) {
-      const want = range.filter((r) => !got.has(toHex(r.hash)));
-      if (want.length === 0) break;
-      try {
-        const res = await peer.request<Extract<Message, { type: typeof MSG.BLOCKS }>>(
-          (reqId) => ({ type: MSG.GET_BLOCKS, reqId, hashes: want.map((w) => w.hash) }), MSG.BLOCKS);
-        const wanted = new Set(want.map((w) => toHex(w.hash)));
-        for (const bytes of res.blocks) {
-          const b = this.#d.decode(bytes, peer);
-          if (!b) break;
-          if (!wanted.has(b.header.hashHex)) { this.#d.penalize(peer, 'unrequested', 'block not asked for'); break; }
-          got.set(b.header.hashHex, b);
-          this.#sources.set(peer.label, (this.#sources.get(peer.label) ?? 0) + 1);
-        }
-      } catch (e) {
-        this.#d.log.debug('range fetch failed', { peer: peer.label, error: (e as Error).message });
-      }
-    }
-    const out: Block[] = [];
-    for (const r of range) {
-      const b = got.get(toHex(r.hash));
-      if (!b) break; // later blocks cannot connect without this one
-      out.push(b);
-    }
-    return out;
   }
 
   #progress(target: number): void {
@@ -237,5 +242,229 @@ export class Syncer {
       blocksPerSec: Math.round(rate), txPerSec: Math.round((this.txsSynced - s.txs) / secs), peers: this.#d.readyPeers().length,
       secondsLeft: rate > 0 ? Math.round(Math.max(0, target - height) / rate) : null,
     });
+  }
+}
+
+interface Range {
+  /** Index in `need` of the first block. */
+  start: number;
+  items: { hash: Uint8Array; height: number }[];
+  /** Peers it is being requested from now, with the request start time. */
+  inflight: Map<Peer, number>;
+  /** Peers that failed it (timeout, disconnect, nothing delivered): not asked again unless all failed. */
+  failed: Set<Peer>;
+  tries: number;
+}
+
+/**
+ * One round's block download: ranges pulled by every eligible peer, blocks kept until applied (bounded),
+ * and the signature read-ahead. Results of requests still in flight when the round ends are discarded.
+ */
+class Download {
+  readonly #d: SyncDeps;
+  readonly #source: Peer;
+  readonly #onBlock: (peer: Peer) => void;
+  readonly #ranges: Range[] = [];
+  readonly #blocks: (Block | undefined)[];
+  readonly #index = new Map<string, number>();
+  readonly #load = new Map<Peer, number>();
+  readonly #pre = new Map<number, Promise<void>>();
+  /** Next block to apply; blocks before it are released. */
+  #applyAt = 0;
+  #bytes = 0;
+  /** Range requests in flight, and the mean size of a response so far (a guess of 1 MiB before the first). */
+  #inflight = 0;
+  #responseBytes = 1024 * 1024;
+  #fetchMs = 0;
+  #fetches = 0;
+  #closed = false;
+  #wake: (() => void) | undefined;
+  #timer: TimerHandle | undefined;
+  stolen = 0;
+  failures = 0;
+
+  constructor(d: SyncDeps, source: Peer, need: { hash: Uint8Array; height: number }[], onBlock: (peer: Peer) => void) {
+    this.#d = d;
+    this.#source = source;
+    this.#onBlock = onBlock;
+    this.#blocks = new Array<Block | undefined>(need.length);
+    need.forEach((n, i) => this.#index.set(toHex(n.hash), i));
+    for (let i = 0; i < need.length; i += RANGE) {
+      this.#ranges.push({ start: i, items: need.slice(i, i + RANGE), inflight: new Map(), failed: new Set(), tries: 0 });
+    }
+    this.#tick();
+  }
+
+  close(): void {
+    this.#closed = true;
+    if (this.#timer) this.#d.clock.clearTimeout(this.#timer);
+    this.#blocks.fill(undefined);
+    this.#pre.clear();
+    this.#notify();
+  }
+
+  #tick(): void {
+    this.#timer = this.#d.clock.setTimeout(() => {
+      if (this.#closed) return;
+      this.schedule();
+      this.#notify();
+      this.#tick();
+    }, TICK_MS);
+  }
+
+  #notify(): void {
+    const w = this.#wake;
+    this.#wake = undefined;
+    w?.();
+  }
+
+  #rangeDone(r: Range): boolean {
+    for (let i = 0; i < r.items.length; i++) if (!this.#blocks[r.start + i] && r.start + i >= this.#applyAt) return false;
+    return true;
+  }
+
+  #holds(p: Peer, r: Range): boolean {
+    return p === this.#source || p.headHeight >= r.items[r.items.length - 1]!.height;
+  }
+
+  #eligible(): Peer[] {
+    const peers = this.#d.readyPeers().filter((p) => !p.closed);
+    if (!this.#source.closed && !peers.includes(this.#source)) peers.push(this.#source);
+    return peers;
+  }
+
+  /** Hand out ranges to every eligible peer with spare capacity: the earliest missing range first. */
+  schedule(): void {
+    if (this.#closed) return;
+    const peers = this.#eligible().sort((a, b) => (this.#load.get(a) ?? 0) - (this.#load.get(b) ?? 0));
+    const now = this.#d.clock.now();
+    const stealAfter = Math.max(STEAL_MIN_MS, 3 * (this.#fetches ? this.#fetchMs / this.#fetches : 0));
+    for (const p of peers) {
+      while ((this.#load.get(p) ?? 0) < PER_PEER) {
+        const r = this.#nextFor(p, now, stealAfter);
+        if (!r) break;
+        if (r.inflight.size > 0) this.stolen++;
+        void this.#fetch(r, p);
+      }
+    }
+  }
+
+  #nextFor(p: Peer, now: number, stealAfter: number): Range | undefined {
+    const first = Math.floor(this.#applyAt / RANGE);
+    let steal: Range | undefined;
+    for (let k = first; k < this.#ranges.length; k++) {
+      const r = this.#ranges[k]!;
+      // The window: the range the apply point is in is always allowed; the others only within the limits.
+      // Bytes: those downloaded and not applied yet, plus the requests in flight at the mean response size.
+      if (k > first && (r.start - this.#applyAt >= WINDOW_BLOCKS || this.#bytes + this.#inflight * this.#responseBytes >= WINDOW_BYTES)) break;
+      if (this.#rangeDone(r) || r.inflight.has(p) || !this.#holds(p, r)) continue;
+      if (r.failed.has(p)) continue;
+      if (r.inflight.size === 0) return r;
+      // Already asked of another peer: a candidate for a duplicate request if it takes too long, and only
+      // for the ranges the apply point will need next.
+      if (!steal && r.inflight.size === 1 && k < first + 4 && now - Math.min(...r.inflight.values()) > stealAfter) steal = r;
+    }
+    return steal;
+  }
+
+  async #fetch(r: Range, p: Peer): Promise<void> {
+    const t0 = this.#d.clock.now();
+    r.inflight.set(p, t0);
+    this.#load.set(p, (this.#load.get(p) ?? 0) + 1);
+    this.#inflight++;
+    let got = 0;
+    try {
+      const want = r.items.filter((_, i) => !this.#blocks[r.start + i] && r.start + i >= this.#applyAt);
+      if (want.length === 0) return;
+      const res = await p.request<Extract<Message, { type: typeof MSG.BLOCKS }>>(
+        (reqId) => ({ type: MSG.GET_BLOCKS, reqId, hashes: want.map((w) => w.hash) }), MSG.BLOCKS);
+      if (this.#closed) return;
+      const size = res.blocks.reduce((n, x) => n + x.length, 0);
+      this.#responseBytes = this.#fetches ? (this.#responseBytes * 3 + size) / 4 : size;
+      const wanted = new Set(want.map((w) => toHex(w.hash)));
+      for (const bytes of res.blocks) {
+        const b = this.#d.decode(bytes, p);
+        if (!b) break;
+        if (!wanted.has(b.header.hashHex)) { this.#d.penalize(p, 'unrequested', 'block not asked for'); break; }
+        const i = this.#index.get(b.header.hashHex)!;
+        got++;
+        if (this.#blocks[i] || i < this.#applyAt) continue; // a duplicate request's second answer
+        this.#blocks[i] = b;
+        this.#bytes += b.bytes.length;
+        this.#onBlock(p);
+      }
+      this.#fetchMs += this.#d.clock.now() - t0;
+      this.#fetches++;
+    } catch (e) {
+      this.#d.log.debug('range fetch failed', { peer: p.label, error: (e as Error).message });
+    } finally {
+      r.inflight.delete(p);
+      this.#load.set(p, (this.#load.get(p) ?? 1) - 1);
+      this.#inflight--;
+      if (got === 0 && !this.#closed && !this.#rangeDone(r)) {
+        this.failures++;
+        r.failed.add(p);
+      }
+      this.#notify();
+      this.schedule();
+    }
+  }
+
+  /**
+   * Block `i` of the round, once downloaded; undefined when no peer can deliver it (every eligible peer
+   * failed its range MAX_RANGE_TRIES times over, or none is left).
+   */
+  async blockAt(i: number): Promise<Block | undefined> {
+    const r = this.#ranges[Math.floor(i / RANGE)]!;
+    for (;;) {
+      if (this.#closed) return undefined;
+      const b = this.#blocks[i];
+      if (b) return b;
+      if (r.inflight.size === 0) {
+        const peers = this.#eligible().filter((p) => this.#holds(p, r));
+        if (peers.length === 0) return undefined;
+        if (peers.every((p) => r.failed.has(p))) {
+          if (++r.tries >= MAX_RANGE_TRIES) return undefined;
+          r.failed.clear();
+        }
+        this.schedule();
+      }
+      await new Promise<void>((resolve) => { this.#wake = resolve; });
+    }
+  }
+
+  /** Fill the signature cache for block i's transactions (header: addBlock checks it, it is never cached). */
+  preverify(i: number): Promise<void> {
+    let p = this.#pre.get(i);
+    if (!p) {
+      const b = this.#blocks[i];
+      if (!b || b.txs.length === 0) return Promise.resolve();
+      const { verifier, sigCache } = this.#d.chain;
+      p = verifyWithCache(verifier, sigCache, b.txs.map((t) => t.idHex), (k) => blockVerifyItem(b, k + 1)).then(() => {}, () => {});
+      this.#pre.set(i, p);
+    }
+    return p;
+  }
+
+  /** Start verifying the downloaded blocks from i on (consecutive, bounded), ahead of their application. */
+  readAhead(from: number): void {
+    let txs = 0;
+    for (let i = from; i < from + PREVERIFY_BLOCKS && i < this.#blocks.length; i++) {
+      const b = this.#blocks[i];
+      if (!b) break;
+      txs += b.txs.length;
+      if (txs > PREVERIFY_TXS && i > from) break;
+      void this.preverify(i);
+    }
+  }
+
+  /** Block i was handed to the chain: release it, and let the window move. */
+  applied(i: number): void {
+    const b = this.#blocks[i];
+    if (b) this.#bytes -= b.bytes.length;
+    this.#blocks[i] = undefined;
+    this.#pre.delete(i);
+    this.#applyAt = i + 1;
+    if (i % RANGE === RANGE - 1 || this.#bytes < WINDOW_BYTES) this.schedule();
   }
 }

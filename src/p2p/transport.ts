@@ -15,6 +15,13 @@ export interface Conn {
   close(code: number, reason: string): void;
   onMessage(fn: (frame: Uint8Array) => void): void;
   onClose(fn: (code: number, reason: string) => void): void;
+  /**
+   * Back-pressure on the receiving side: stop delivering this peer's frames (and stop reading its socket,
+   * so the sender's own buffers fill and the transport's flow control slows it down) until resume(). A few
+   * frames already buffered may still be delivered after pause(). Both are idempotent.
+   */
+  pause(): void;
+  resume(): void;
 }
 
 export interface Transport {
@@ -76,6 +83,10 @@ class WsConn implements Conn {
     });
   }
   get bufferedAmount(): number { return this.#ws.bufferedAmount; }
+  // ws.pause() stops reading the TCP socket (data already read is still parsed and emitted, at most one read
+  // chunk); TCP flow control then holds the sender. Both are no-ops on a socket that is not open.
+  pause(): void { this.#ws.pause(); }
+  resume(): void { this.#ws.resume(); }
   send(frame: Uint8Array): void {
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.send(frame, { binary: true });
   }
@@ -137,6 +148,9 @@ export class WsTransport implements Transport {
     if (!this.#pinger) {
       this.#pinger = setInterval(() => {
         for (const s of this.#sockets) {
+          // A socket we paused (back-pressure: its messages wait for processing here) cannot have read the
+          // pong yet: that is our slowness, not a dead peer. Its liveness is checked again once resumed.
+          if (s.isPaused) { this.#alive.set(s, true); continue; }
           if (!this.#alive.get(s)) { s.terminate(); continue; }
           this.#alive.set(s, false);
           try { s.ping(); } catch { /* closed meanwhile */ }
