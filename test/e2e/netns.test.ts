@@ -18,7 +18,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { Harness, isTransportError, scaled, seededRandom, signTransfer, type KeyInfo, type NodeProc } from '../helpers/proc.js';
-import { agreement, Cluster, headerAt, heads, memKey, writeGenesis, writeKey } from '../helpers/p2pnet.js';
+import { agreement, Cluster, headerAt, heads, memKey, waitHalvesDiverge, writeGenesis, writeKey } from '../helpers/p2pnet.js';
 import { canBindLoopbackAlias } from '../helpers/netproxy.js';
 import { NetnsTopology, NsCluster, probeNetns } from '../helpers/netns.js';
 
@@ -89,15 +89,7 @@ async function scenario(t: { diagnostic(m: string): void }, h: Harness, net: Net
   try {
     // ------------------------------------------------------------ 1. full partition 2|2
     await net.partition([[0, 1], [2, 3]]);
-    const tPart = Date.now();
-    const cut = Math.max(...(await heads(nodes)).map((x) => x.height));
-    const split = await h.waitFor(async () => {
-      if (Date.now() - tPart < 8 * SLOT_MS) return undefined;
-      const hs = await heads(nodes);
-      return hs.every((x) => x.height >= cut + 2) ? hs : undefined;
-    }, scaled(30_000), 'both halves produce for ≥ 8 slots', nodes, 200);
-    const probeH = Math.min(...split.map((x) => x.height));
-    assert.notEqual((await headerAt(nodes[0]!, probeH))!.hash, (await headerAt(nodes[2]!, probeH))!.hash, 'the halves must have diverged');
+    const { heads: split, since: tPart, cut } = await waitHalvesDiverge(h, nodes, { slotMs: SLOT_MS, slots: 8, blocks: 2, timeoutMs: scaled(30_000), a: 0, b: 2 });
     await net.heal();
     const tHeal = Date.now();
     const top = Math.max(...split.map((x) => x.height));

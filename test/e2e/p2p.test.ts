@@ -40,7 +40,7 @@ import { canBindLoopbackAlias, NetProxy } from '../helpers/netproxy.js';
 import { buildChain, copyDatadir, pastGenesisTime } from '../helpers/chainbuilder.js';
 import {
   agreement, balanceOn, Cluster, connectedPeers, headerAt, heads, label, memKey, syncRounds, waitNodeId,
-  WirePeer, writeGenesis, writeKey,
+  waitHalvesDiverge, WirePeer, writeGenesis, writeKey,
 } from '../helpers/p2pnet.js';
 
 const SLOT_MS = 400;
@@ -388,15 +388,7 @@ test('an even 2|2 split of 4 validators heals to one chain and keeps growing', {
   await waitAgreement(h, nodes, 2, scaled(30_000), 'all nodes agree at height ≥ 2');
 
   cluster.proxy.partition([[0, 1], [2, 3]]);
-  const tPart = Date.now();
-  const cut = Math.max(...(await heads(nodes)).map((x) => x.height));
-  const split = await h.waitFor(async () => {
-    if (Date.now() - tPart < 10 * SLOT_MS) return undefined;
-    const hs = await heads(nodes);
-    return hs.every((x) => x.height >= cut + 3) ? hs : undefined;
-  }, scaled(40_000), 'both halves produce for ≥ 10 slots', nodes, 200);
-  const probe = Math.min(...split.map((x) => x.height));
-  assert.notEqual((await headerAt(nodes[0]!, probe))!.hash, (await headerAt(nodes[2]!, probe))!.hash, 'the halves must have diverged');
+  const { heads: split, since: tPart, cut } = await waitHalvesDiverge(h, nodes, { slotMs: SLOT_MS, slots: 10, blocks: 3, timeoutMs: scaled(40_000), a: 0, b: 2 });
   t.diagnostic(`split for ${secs(Date.now() - tPart)} s: heights ${split.map((x) => x.height).join(',')} (cut at ${cut})`);
 
   cluster.proxy.heal();

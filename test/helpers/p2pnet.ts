@@ -176,6 +176,26 @@ export async function headerAt(n: NodeProc, height: number): Promise<{ hash: str
 }
 
 /**
+ * Call right after partitioning `nodes` into halves that contain nodes[a] and nodes[b]: waits until `slots`
+ * slots have passed and every node produced ≥ `blocks` blocks past the highest head at the cut, asserts
+ * the halves' chains differ at the lowest resulting height, and returns the heads and when the cut began.
+ */
+export async function waitHalvesDiverge(h: Harness, nodes: NodeProc[], o: { slotMs: number; slots: number; blocks: number; timeoutMs: number; a: number; b: number }): Promise<{ heads: Head[]; since: number; cut: number }> {
+  const since = Date.now();
+  const cut = Math.max(...(await heads(nodes)).map((x) => x.height));
+  const split = await h.waitFor(async () => {
+    if (Date.now() - since < o.slots * o.slotMs) return undefined;
+    const hs = await heads(nodes);
+    return hs.every((x) => x.height >= cut + o.blocks) ? hs : undefined;
+  }, o.timeoutMs, `both halves produce for ≥ ${o.slots} slots`, nodes, 200);
+  const probe = Math.min(...split.map((x) => x.height));
+  if ((await headerAt(nodes[o.a]!, probe))!.hash === (await headerAt(nodes[o.b]!, probe))!.hash) {
+    throw new Error(`the halves must have diverged (same block at height ${probe})`);
+  }
+  return { heads: split, since, cut };
+}
+
+/**
  * If every node has the same block (hash and stateRoot) at the lowest head height among them (and that
  * height is ≥ `minHeight`), returns that height and block; otherwise undefined.
  */
