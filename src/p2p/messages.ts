@@ -123,12 +123,60 @@ const list = <T>(v: unknown, what: string, max: number, item: (x: unknown, w: st
 const hash = (x: unknown, w: string) => bytes(x, w, 32);
 const anyBytes = (x: unknown, w: string) => bytes(x, w);
 
+/** For message types carrying a list: its position in the frame's array and its item limit. */
+const LIST_AT: Record<number, [index: number, max: number]> = {
+  [MSG.TXS]: [1, MAX_TXS_PER_MSG], [MSG.INV_TX]: [1, MAX_INV], [MSG.GET_TX]: [1, MAX_INV], [MSG.ADDR]: [1, MAX_ADDRS],
+  [MSG.GET_HASHES]: [2, MAX_LOCATOR], [MSG.HASHES]: [3, MAX_HASHES], [MSG.GET_BLOCKS]: [2, MAX_GET_BLOCKS], [MSG.BLOCKS]: [2, MAX_GET_BLOCKS],
+};
+
+/**
+ * The item count of the array at position `index` of the frame's top-level array, read from the headers
+ * alone (skipping the integers, strings and byte strings before it); undefined if the frame does not have
+ * that shape (the full decode then rejects it). Lets a frame of millions of tiny items be refused before
+ * MessagePack decoding spends time on them.
+ */
+function listCountAt(f: Uint8Array, index: number): number | undefined {
+  let o = 1; // after the fixarray header of the frame
+  const be = (at: number, n: number): number | undefined => {
+    if (at + n > f.length) return undefined;
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + f[at + i]!;
+    return v;
+  };
+  for (let i = 0; i < index; i++) {
+    const b = f[o];
+    if (b === undefined) return undefined;
+    let len: number | undefined;
+    if (b <= 0x7f) { o += 1; continue; }
+    if (b >= 0xcc && b <= 0xcf) { o += 1 + (1 << (b - 0xcc)); continue; }
+    if (b >= 0xa0 && b <= 0xbf) { o += 1 + (b & 0x1f); continue; }
+    if (b === 0xc4 || b === 0xd9) len = be(o + 1, 1), o += 2;
+    else if (b === 0xc5 || b === 0xda) len = be(o + 1, 2), o += 3;
+    else if (b === 0xc6 || b === 0xdb) len = be(o + 1, 4), o += 5;
+    else return undefined;
+    if (len === undefined) return undefined;
+    o += len;
+  }
+  const h = f[o];
+  if (h === undefined) return undefined;
+  if (h >= 0x90 && h <= 0x9f) return h & 0x0f;
+  if (h === 0xdc) return be(o + 1, 2);
+  if (h === 0xdd) return be(o + 1, 4);
+  return undefined;
+}
+
 /** Decode one frame. Throws ProtocolError naming what was wrong. */
 export function decodeMessage(frame: Uint8Array, limits: Record<number, number>): Message {
   if (frame.length === 0) bad('empty frame');
-  // Cheap pre-check of the type byte so an oversized frame is refused before it is parsed.
+  // Cheap pre-checks of the type byte and of a list's item count, so an oversized frame, or one holding
+  // far more items than its type allows, is refused before it is parsed.
   const t0 = frame[0]! >= 0x90 && frame[0]! <= 0x9f && frame.length > 1 ? frame[1]! : -1;
   if (t0 >= 0 && t0 <= 14 && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
+  const listAt = LIST_AT[t0];
+  if (listAt) {
+    const n = listCountAt(frame, listAt[0]);
+    if (n !== undefined && n > listAt[1]) bad(`type ${t0}: list of ${n} items > ${listAt[1]}`);
+  }
   let v: unknown;
   try {
     // Canonical only: the one encoding encodeMessage writes (no non-minimal integers or lengths, floats, maps or

@@ -724,3 +724,29 @@ test('(d) huge declared lengths spliced into valid encodings of every object are
     assertFastTyped('canonical', b);
   }), { numRuns: 500, includeErrorInReport: true });
 });
+
+test('P2P frames: a list with more items than its type allows is refused from its header, before decoding; at the limit it decodes', () => {
+  const h32 = new Uint8Array(32).fill(7);
+  const many = (n: number, item: CanonicalValue) => Array.from({ length: n }, () => item);
+  // Each type with a list: its frame holding n items (the smallest item that type's list could hold).
+  const cases: [string, number, number, (n: number) => CanonicalValue[]][] = [
+    ['TXS', MSG.TXS, 1024, (n) => [MSG.TXS, many(n, new Uint8Array(0))]],
+    ['INV_TX', MSG.INV_TX, 4096, (n) => [MSG.INV_TX, many(n, h32)]],
+    ['GET_TX', MSG.GET_TX, 4096, (n) => [MSG.GET_TX, many(n, h32)]],
+    ['ADDR', MSG.ADDR, 64, (n) => [MSG.ADDR, many(n, 'ws://127.0.0.1:1')]],
+    ['GET_HASHES', MSG.GET_HASHES, 64, (n) => [MSG.GET_HASHES, 7, many(n, h32), 100]],
+    ['HASHES', MSG.HASHES, 4096, (n) => [MSG.HASHES, 7, 2 ** 40, many(n, h32)]],
+    ['GET_BLOCKS', MSG.GET_BLOCKS, 128, (n) => [MSG.GET_BLOCKS, 2 ** 20, many(n, h32)]],
+    ['BLOCKS', MSG.BLOCKS, 128, (n) => [MSG.BLOCKS, 300, many(n, new Uint8Array(0))]],
+  ];
+  for (const [name, type, max, build] of cases) {
+    assert.equal(decodeMessage(encodeCanonical(build(max), 16), LIMITS).type, type, `${name} at its limit decodes`);
+    assert.throws(() => decodeMessage(encodeCanonical(build(max + 1), 16), LIMITS),
+      (e: unknown) => e instanceof ProtocolError && e.message.includes(`list of ${max + 1} items > ${max}`), `${name} over its limit`);
+  }
+  // The attack this exists for: a 2 MiB TXS frame of ~1M empty byte strings, refused by the header count
+  // (the message names the list count, which only the pre-check reports).
+  const flood = encodeCanonical([MSG.TXS, many(1_000_000, new Uint8Array(0))], 16);
+  assert.ok(flood.length <= LIMITS[MSG.TXS]!);
+  assert.throws(() => decodeMessage(flood, LIMITS), /list of 1000000 items > 1024/);
+});
