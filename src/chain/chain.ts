@@ -25,7 +25,7 @@ import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
 import { applyBlockTxs, EMPTY_ACCOUNT, isEmptyAccount, touchedAccounts, type Account, type AccountKey, type AccountMap } from '../ledger/state.js';
-import { prefetchLeaves, StateLattice, type LeafHasher } from '../ledger/statehash.js';
+import { leavesFor, StateLattice, type LeafHasher } from '../ledger/statehash.js';
 import { layout, DB_VERSION } from '../storage/layout.js';
 import type { BatchOp, KV } from '../storage/kv.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -528,9 +528,11 @@ export class Chain extends TypedEmitter<ChainEvents> {
       try {
         const pre = new Map<AccountKey, Account>(keys.map((k) => [k, overlay.get(k)!]));
         const { post } = applyBlockTxs(pre, block.txs, block.header.proposer);
-        // Missing leaves (a peer's block: every new one, and old ones not seen lately) in one parallel batch.
-        if (this.#leafHasher) await prefetchLeaves(this.#leafHasher, [...pre, ...post]);
-        for (const k of keys) lattice.update(k, pre.get(k)!, post.get(k)!);
+        // Old and new leaf of every changed account; the missing ones (a peer's block: every new one, and old
+        // ones not seen lately) in one parallel batch.
+        const changed = keys.filter((k) => { const a = pre.get(k)!, b = post.get(k)!; return a.balance !== b.balance || a.nonce !== b.nonce; });
+        const leaves = await leavesFor(this.#leafHasher, changed.flatMap((k) => [[k, pre.get(k)!], [k, post.get(k)!]] as const));
+        for (let i = 0; i < changed.length; i++) lattice.replaceLeaf(leaves[2 * i], leaves[2 * i + 1]);
         const root = lattice.root();
         if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);
         for (const k of keys) overlay.set(k, post.get(k)!);

@@ -67,25 +67,40 @@ export interface LeafHasher {
 }
 
 /**
- * Make sure the leaves of these (account, state) pairs are cached, computing the missing ones through
- * `hasher` in one batch. Below `minBatch` missing leaves it does nothing (the lattice computes them inline
- * faster than a round trip). Empty accounts have no leaf.
+ * The leaves of these (account, state) pairs, in order (undefined for an empty account, which has none):
+ * cache hits as they are; the misses computed in one batch through `hasher` when there are at least
+ * `minBatch` of them (a round trip to a worker pool costs more than a few leaves), else on this thread.
  */
-export async function prefetchLeaves(hasher: LeafHasher, pairs: Iterable<[AccountKey, Account]>, minBatch = 64): Promise<void> {
-  const ids: string[] = [];
-  const inputs: Uint8Array[] = [];
-  const seen = new Set<string>();
-  for (const [k, a] of pairs) {
+export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly (readonly [AccountKey, Account])[], minBatch = 64): Promise<(Uint16Array | undefined)[]> {
+  const out: (Uint16Array | undefined)[] = new Array(pairs.length);
+  const missIds: string[] = [];
+  const missAt: number[][] = [];
+  const missIndex = new Map<string, number>();
+  for (let i = 0; i < pairs.length; i++) {
+    const [k, a] = pairs[i]!;
     if (isEmptyAccount(a)) continue;
     const id = `${k}:${a.balance}:${a.nonce}`;
-    if (seen.has(id) || leafCache.peek(id)) continue;
-    seen.add(id);
-    ids.push(id);
-    inputs.push(leafInput(k, a));
+    const hit = leafCache.get(id);
+    if (hit) { out[i] = hit; continue; }
+    const j = missIndex.get(id);
+    if (j !== undefined) { missAt[j]!.push(i); continue; }
+    missIndex.set(id, missIds.length);
+    missIds.push(id);
+    missAt.push([i]);
   }
-  if (ids.length < minBatch) return;
-  const out = await hasher.expandLeaves(inputs);
-  ids.forEach((id, i) => storeLeaf(id, out[i]!));
+  if (missIds.length === 0) return out;
+  const inputs = missAt.map((at) => { const [k, a] = pairs[at[0]!]!; return leafInput(k, a); });
+  const expanded = hasher && missIds.length >= minBatch ? await hasher.expandLeaves(inputs) : inputs.map((x) => shake256(x, LATTICE_BYTES));
+  missIds.forEach((id, j) => {
+    const leaf = storeLeaf(id, expanded[j]!);
+    for (const i of missAt[j]!) out[i] = leaf;
+  });
+  return out;
+}
+
+/** Make sure the leaves of these pairs are cached (see leavesFor). */
+export async function prefetchLeaves(hasher: LeafHasher, pairs: Iterable<[AccountKey, Account]>, minBatch = 64): Promise<void> {
+  await leavesFor(hasher, [...pairs], minBatch);
 }
 
 export class StateLattice {
@@ -117,6 +132,11 @@ export class StateLattice {
   remove(key: AccountKey | Uint8Array, a: Account): void {
     if (isEmptyAccount(a)) return;
     addSub(this.lanes, undefined, accountLeaf(key, a));
+  }
+
+  /** Replace one account's leaf (undefined = an empty account) by another, in one pass over the lanes. */
+  replaceLeaf(before: Uint16Array | undefined, after: Uint16Array | undefined): void {
+    addSub(this.lanes, after, before);
   }
 
   /** Replace `before` with `after` for one account (one pass over the lanes). */

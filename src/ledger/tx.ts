@@ -175,6 +175,7 @@ export function checkTxStatic(tx: UnsignedTx, chainId: string, params: GenesisPa
   if (tx.amount < 1n) throw new RuleError('zero_amount');
   if (tx.fee < params.minFee) throw new RuleError('fee_too_low', `fee ${tx.fee} < minimum ${params.minFee}`);
   if (tx.amount + tx.fee > U64_MAX) throw new RuleError('amount_overflow');
-  const memoBytes = memoEncoder.encode(tx.memo).length;
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: short memos (and empty ones, the common case) need no encoding.
+  const memoBytes = tx.memo.length * 3 <= params.maxMemoBytes ? 0 : memoEncoder.encode(tx.memo).length;
   if (memoBytes > params.maxMemoBytes) throw new RuleError('memo_too_long', `${memoBytes} bytes > ${params.maxMemoBytes}`);
 }

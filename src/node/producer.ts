@@ -8,8 +8,8 @@ import { makeBlock, signHeader, type Block } from '../ledger/block.js';
 import { merkleRoot } from '../ledger/merkle.js';
 import { RuleError } from '../ledger/rules.js';
 import { proposerFor, slotAt, slotStart } from '../ledger/schedule.js';
-import { applyTx, getAccount, touchedAccounts, type Account, type AccountMap } from '../ledger/state.js';
-import { prefetchLeaves, StateLattice } from '../ledger/statehash.js';
+import { applyTx, getAccount, touchedAccounts, type AccountMap } from '../ledger/state.js';
+import { leavesFor, StateLattice } from '../ledger/statehash.js';
 import type { Tx } from '../ledger/tx.js';
 import type { BlockEntry, Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
@@ -154,9 +154,9 @@ export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Ui
     const pk = toHex(publicKey);
     const p = getAccount(state, pk);
     state.set(pk, { balance: p.balance + fees, nonce: p.nonce });
-    const hasher = chain.leafHasher;
-    if (hasher) await prefetchLeaves(hasher, keys.flatMap((k) => [[k, getAccount(pre, k)], [k, getAccount(state, k)]] as [string, Account][]));
-    for (const k of keys) lattice.update(k, getAccount(pre, k), getAccount(state, k));
+    const changed = keys.filter((k) => { const a = getAccount(pre, k), b = getAccount(state, k); return a.balance !== b.balance || a.nonce !== b.nonce; });
+    const leaves = await leavesFor(chain.leafHasher, changed.flatMap((k) => [[k, getAccount(pre, k)], [k, getAccount(state, k)]] as const));
+    for (let i = 0; i < changed.length; i++) lattice.replaceLeaf(leaves[2 * i], leaves[2 * i + 1]);
     const header = signHeader({
       chainId: g.chainId, height: head.height + 1, slot, parentHash: head.hash, timestamp: slotStart(g, slot),
       txRoot: merkleRoot(chosen.map((t) => t.id)), stateRoot: lattice.root(), proposer: publicKey,
