@@ -198,3 +198,23 @@ test('addSub (two lanes per 32-bit word) equals the per-lane definition, includi
   }
   fc.assert(fc.property(lanesArb, lanesArb, lanesArb, (l, p, m) => { check(l, p, m); check(l, undefined, m); check(l, p, undefined); }), { numRuns: 200 });
 });
+
+test('leavesFor: leaves in order, none for empty accounts, one expansion per distinct miss, the hasher only from minBatch misses on', async () => {
+  const { leavesFor, clearLeafCache } = await import('../../../src/ledger/statehash.js');
+  clearLeafCache();
+  const calls: number[] = [];
+  const hasher = { expandLeaves: async (inputs: Uint8Array[]) => { calls.push(inputs.length); return inputs.map((x) => new Uint8Array(crypto.createHash('shake256', { outputLength: LATTICE_BYTES }).update(x).digest())); } };
+  const k = (i: number) => toHex(KEYS[i % KEYS.length]!) ;
+  const acct = (n: number) => ({ balance: BigInt(1000 + n), nonce: BigInt(n) });
+  const pairs: [string, { balance: bigint; nonce: bigint }][] = [[k(0), acct(1)], [k(1), { balance: 0n, nonce: 0n }], [k(0), acct(1)], [k(2), acct(2)]];
+  const few = await leavesFor(hasher, pairs, 64);
+  assert.deepEqual(calls, [], 'two misses: computed inline');
+  assert.equal(few[1], undefined, 'an empty account has no leaf');
+  assert.equal(few[0], few[2], 'the same (key, state) twice: one leaf');
+  assert.deepEqual(few[3], accountLeaf(k(2), acct(2)));
+  const many = Array.from({ length: 70 }, (_, i): [string, { balance: bigint; nonce: bigint }] => [k(i), acct(100 + i)]);
+  const got = await leavesFor(hasher, [...many, [k(0), acct(1)]], 64);
+  assert.deepEqual(calls, [70], 'seventy distinct misses in one batch; the cached one not asked again');
+  many.forEach(([key, a], i) => assert.deepEqual(got[i], accountLeaf(key, a)));
+  assert.equal(got[70], few[0]);
+});
