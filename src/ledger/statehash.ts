@@ -98,11 +98,6 @@ export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly 
   return out;
 }
 
-/** Make sure the leaves of these pairs are cached (see leavesFor). */
-export async function prefetchLeaves(hasher: LeafHasher, pairs: Iterable<[AccountKey, Account]>, minBatch = 64): Promise<void> {
-  await leavesFor(hasher, [...pairs], minBatch);
-}
-
 export class StateLattice {
   readonly lanes: Uint16Array;
 

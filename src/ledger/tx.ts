@@ -79,7 +79,8 @@ class SignedTx implements Tx {
   readonly #fromAt: number;
 
   constructor(u: UnsignedTx, bytes: Uint8Array) {
-    this.chainId = internChainId(u.chainId);
+    const chain = internChainId(u.chainId);
+    this.chainId = chain.id;
     this.#amount = compactU64(u.amount);
     this.#fee = compactU64(u.fee);
     this.#nonce = compactU64(u.nonce);
@@ -87,8 +88,7 @@ class SignedTx implements Tx {
     this.bytes = bytes;
     this.idHex = toHex(sha256(bytes));
     // [0x99, version, chainId (str header + utf-8), 0xc4 0x20, from(32), 0xc4 0x20, to(32), …, 0xc4 0x40, sig(64)]
-    const n = memoEncoder.encode(u.chainId).length;
-    this.#fromAt = 2 + (n < 32 ? 1 : n < 0x100 ? 2 : 3) + n + 2;
+    this.#fromAt = chain.fromAt;
     const f = this.#fromAt;
     if (bytes[f - 2] !== 0xc4 || bytes[f - 1] !== 32 || bytes[f + 32] !== 0xc4 || bytes[f + 33] !== 32 || bytes[bytes.length - 66] !== 0xc4 || bytes[bytes.length - 65] !== 64) {
       throw new Error('internal: transaction bytes do not have the canonical layout'); // unreachable after canonical decode
@@ -113,13 +113,19 @@ function view(b: Uint8Array, at: number, n: number): Uint8Array {
   return new Uint8Array(b.buffer, b.byteOffset + at, n);
 }
 
-/** One string per chain id (every transaction of a chain names it; a handful of distinct ids at most). */
-const chainIds = new Map<string, string>();
-function internChainId(s: string): string {
+/**
+ * One string per chain id (every transaction of a chain names it; a handful of distinct ids at most), with
+ * the offset of the sender key that its length implies:
+ * [0x99, version, chainId (str header + utf-8), 0xc4 0x20, from(32), …].
+ */
+const chainIds = new Map<string, { id: string; fromAt: number }>();
+function internChainId(s: string): { id: string; fromAt: number } {
   const known = chainIds.get(s);
   if (known !== undefined) return known;
-  if (chainIds.size < 64) chainIds.set(s, s);
-  return s;
+  const n = memoEncoder.encode(s).length;
+  const entry = { id: s, fromAt: 2 + (n < 32 ? 1 : n < 0x100 ? 2 : 3) + n + 2 };
+  if (chainIds.size < 64) chainIds.set(s, entry);
+  return entry;
 }
 
 

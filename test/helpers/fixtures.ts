@@ -87,6 +87,16 @@ export async function extend(chain: Chain, validators: KeyPair[], n: number, txs
 }
 
 /** Assert that `fn` throws a RuleError naming `rule`; returns it for further checks (index, inner). */
+/** Add a block and report what happened: the chain's status, or the rule it broke (other errors throw). */
+export async function addBlockOutcome(chain: Chain, block: Block): Promise<{ status?: string; rule?: string }> {
+  try {
+    return { status: (await chain.addBlock(block)).status };
+  } catch (e) {
+    if (!(e instanceof RuleError)) throw e;
+    return { rule: e.rule };
+  }
+}
+
 export function throwsRule(fn: () => unknown, rule: Rule, msg?: string): RuleError {
   let caught: RuleError | undefined;
   assert.throws(fn, (e: unknown) => {

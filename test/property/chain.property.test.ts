@@ -14,7 +14,6 @@ import fc from 'fast-check';
 import type { Chain } from '../../src/chain/chain.js';
 import { makeBlock, signHeader, type Block } from '../../src/ledger/block.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
-import { RuleError } from '../../src/ledger/rules.js';
 import { slotStart } from '../../src/ledger/schedule.js';
 import { StateLattice } from '../../src/ledger/statehash.js';
 import type { Tx } from '../../src/ledger/tx.js';
@@ -22,7 +21,7 @@ import { layout } from '../../src/storage/layout.js';
 import type { KV } from '../../src/storage/kv.js';
 import { toHex } from '../../src/encoding/bytes.js';
 import type { KeyPair } from '../../src/node/keyfile.js';
-import { makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
+import { addBlockOutcome, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('prop-val', 3);
 const USERS = testKeys('prop-user', 6); // 5 funded, 1 that starts empty
@@ -169,14 +168,7 @@ test('random block trees in random orders: conservation, state root, fork choice
         const n = nodes[i]!;
         const parentStored = stored.has(n.parent);
         const before = expected;
-        let status: string | undefined;
-        let rule: string | undefined;
-        try {
-          status = (await chain.addBlock(n.block!)).status;
-        } catch (e) {
-          if (!(e instanceof RuleError)) throw e;
-          rule = e.rule;
-        }
+        const { status, rule } = await addBlockOutcome(chain, n.block!);
         if (n.valid) {
           assert.equal(rule, undefined, `valid block ${n.height} rejected`);
           if (!parentStored) {

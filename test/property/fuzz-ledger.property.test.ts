@@ -42,7 +42,7 @@ import type { Tx } from '../../src/ledger/tx.js';
 import { Mempool } from '../../src/mempool/mempool.js';
 import { layout } from '../../src/storage/layout.js';
 import type { KeyPair } from '../../src/node/keyfile.js';
-import { buildBlock, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
+import { addBlockOutcome, buildBlock, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('fuzz-ledger-val', 3);
 const USERS = testKeys('fuzz-ledger-user', 5); // 4 funded, 1 starts empty
@@ -253,14 +253,7 @@ test('ledger: random transfers, replays, wrong chain ids and reorgs across compe
       const n = nodes[i]!;
       seen.blocks++;
       if (!n.valid) seen.adversarial++;
-      let status: string | undefined;
-      let rule: string | undefined;
-      try {
-        status = (await chain.addBlock(n.block!)).status;
-      } catch (e) {
-        if (!(e instanceof RuleError)) throw e;
-        rule = e.rule;
-      }
+      const { status, rule } = await addBlockOutcome(chain, n.block!);
       const where = `block ${i} (height ${n.height}, parent ${n.parent}${n.broken ? `, breaks ${n.broken}` : ''}${n.valid ? '' : ', invalid'})`;
       if (n.valid) assert.equal(rule, undefined, `${where}: a valid block was rejected with ${rule}`);
       else if (rule !== undefined) {

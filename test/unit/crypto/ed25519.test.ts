@@ -470,7 +470,7 @@ test('WorkerVerifier gives exactly the consensus verdicts (edge cases, wrong len
 test('WorkerVerifier.expandLeaves equals SHAKE256→2048 on this thread, and prefetched leaves give the same lattice', async () => {
   const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
   const { shake256 } = await import('../../../src/crypto/hash.js');
-  const { accountLeaf, leafInput, prefetchLeaves, StateLattice } = await import('../../../src/ledger/statehash.js');
+  const { accountLeaf, leafInput, leavesFor, StateLattice } = await import('../../../src/ledger/statehash.js');
   const inputs = Array.from({ length: 150 }, (_, i) => new Uint8Array(crypto.randomBytes(i % 90)));
   const v = new WorkerVerifier(2);
   try {
@@ -480,7 +480,7 @@ test('WorkerVerifier.expandLeaves equals SHAKE256→2048 on this thread, and pre
     assert.deepEqual(await v.expandLeaves([]), []);
     // Accounts never seen before: leaves computed by the pool must be the ones computed inline.
     const accounts = Array.from({ length: 100 }, (_, i): [string, { balance: bigint; nonce: bigint }] => [crypto.randomBytes(32).toString('hex'), { balance: BigInt(1000 + i), nonce: BigInt(i) }]);
-    await prefetchLeaves(v, accounts, 1);
+    await leavesFor(v, accounts, 1);
     const pooled = new StateLattice();
     for (const [k, a] of accounts) pooled.add(k, a);
     // The reference, computed by hand from the definition:
