@@ -13,6 +13,7 @@
 import { endianness } from 'node:os';
 import { concatBytes, fromHexTrusted, toHex, utf8 } from '../encoding/bytes.js';
 import { LruMap } from '../util/lru.js';
+import { wasmAddSub } from './lattice-wasm.js';
 import { encodeCanonical } from '../encoding/canonical.js';
 import { sha256, shake256 } from '../crypto/hash.js';
 import { isEmptyAccount, type Account, type AccountKey } from './state.js';
@@ -26,18 +27,25 @@ const ROOT_PREFIX = concatBytes(utf8('meshledger:state:v1'), new Uint8Array([0])
 if (endianness() !== 'LE') throw new Error('meshledger requires a little-endian platform (state lattice lanes)');
 
 /**
- * Recently computed leaves. An account's "old" leaf is the "new" leaf computed when it last changed, and a
- * validator's own block was already computed once while assembling it: memoising this pure function
- * removes much of the SHAKE256 work from block application. Bounded: 8192 leaves × 2 KiB = 16 MiB.
+ * Recently computed leaves, by account: the last two states each account was seen in, with their leaves.
+ * An account's "old" leaf is the "new" leaf computed when it last changed, and a validator's own block was
+ * already computed once while assembling it (old and new state both): memoising this pure function removes
+ * much of the SHAKE256 work from block application. Looked up by key, then compared by state, so a hit
+ * costs no string building. Bounded: 4096 accounts × 2 leaves × 2 KiB = 16 MiB.
  */
-const leafCache = new LruMap<string, Uint16Array>(8192);
+interface CachedLeaf { readonly balance: bigint; readonly nonce: bigint; readonly leaf: Uint16Array }
+const leafCache = new LruMap<AccountKey, CachedLeaf[]>(4096);
+
+function cachedLeaf(keyHex: AccountKey, a: Account): Uint16Array | undefined {
+  const slots = leafCache.get(keyHex);
+  if (slots === undefined) return undefined;
+  for (const s of slots) if (s.balance === a.balance && s.nonce === a.nonce) return s.leaf;
+  return undefined;
+}
 
 export function accountLeaf(key: AccountKey | Uint8Array, a: Account): Uint16Array {
   const keyHex = typeof key === 'string' ? key : toHex(key);
-  const id = `${keyHex}:${a.balance}:${a.nonce}`;
-  const hit = leafCache.get(id);
-  if (hit) return hit;
-  return storeLeaf(id, shake256(leafInput(keyHex, a), LATTICE_BYTES));
+  return cachedLeaf(keyHex, a) ?? storeLeaf(keyHex, a, shake256(leafInput(keyHex, a), LATTICE_BYTES));
 }
 
 /** Forget every memoised leaf (benchmarks: measure a peer's block, whose leaves this node never computed). */
@@ -50,11 +58,14 @@ export function leafInput(keyHex: AccountKey, a: Account): Uint8Array {
   return concatBytes(LEAF_PREFIX, encodeCanonical([fromHexTrusted(keyHex), a.balance, a.nonce]));
 }
 
-function storeLeaf(id: string, bytes: Uint8Array): Uint16Array {
+function storeLeaf(keyHex: AccountKey, a: Account, bytes: Uint8Array): Uint16Array {
   // Own, 4-byte aligned storage: the lattice reads leaves two lanes at a time (see addSub).
   const leaf = new Uint16Array(LATTICE_LANES);
   new Uint8Array(leaf.buffer).set(bytes.subarray(0, LATTICE_BYTES));
-  leafCache.set(id, leaf); // callers only read leaves (add/remove copy into the lattice)
+  // Callers only read leaves (add/remove copy into the lattice). The newest state goes last; two are kept.
+  const entry: CachedLeaf = { balance: a.balance, nonce: a.nonce, leaf };
+  const slots = leafCache.peek(keyHex);
+  leafCache.set(keyHex, slots === undefined ? [entry] : [slots[slots.length - 1]!, entry]);
   return leaf;
 }
 
@@ -79,9 +90,9 @@ export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly 
   for (let i = 0; i < pairs.length; i++) {
     const [k, a] = pairs[i]!;
     if (isEmptyAccount(a)) continue;
-    const id = `${k}:${a.balance}:${a.nonce}`;
-    const hit = leafCache.get(id);
+    const hit = cachedLeaf(k, a);
     if (hit) { out[i] = hit; continue; }
+    const id = `${k}:${a.balance}:${a.nonce}`;
     const j = missIndex.get(id);
     if (j !== undefined) { missAt[j]!.push(i); continue; }
     missIndex.set(id, missIds.length);
@@ -91,8 +102,9 @@ export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly 
   if (missIds.length === 0) return out;
   const inputs = missAt.map((at) => { const [k, a] = pairs[at[0]!]!; return leafInput(k, a); });
   const expanded = hasher && missIds.length >= minBatch ? await hasher.expandLeaves(inputs) : inputs.map((x) => shake256(x, LATTICE_BYTES));
-  missIds.forEach((id, j) => {
-    const leaf = storeLeaf(id, expanded[j]!);
+  missAt.forEach((at, j) => {
+    const [k, a] = pairs[at[0]!]!;
+    const leaf = storeLeaf(k, a, expanded[j]!);
     for (const i of missAt[j]!) out[i] = leaf;
   });
   return out;
@@ -134,6 +146,15 @@ export class StateLattice {
     addSub(this.lanes, after, before);
   }
 
+  /**
+   * Replace many accounts' leaves: `leaves` holds pairs [before, after] (undefined = an empty account), as
+   * leavesFor returns them for [[key, pre], [key, post], …]. WebAssembly SIMD where available.
+   */
+  replaceLeaves(leaves: readonly (Uint16Array | undefined)[]): void {
+    if (wasmAddSub) wasmAddSub(this.lanes, leaves);
+    else addSubPairs(this.lanes, leaves);
+  }
+
   /** Replace `before` with `after` for one account (one pass over the lanes). */
   update(key: AccountKey, before: Account, after: Account): void {
     if (before.balance === after.balance && before.nonce === after.nonce) return;
@@ -143,6 +164,11 @@ export class StateLattice {
   root(): Uint8Array {
     return sha256(concatBytes(ROOT_PREFIX, this.toBytes()));
   }
+}
+
+/** replaceLeaves without WebAssembly: the SWAR loop once per pair. */
+export function addSubPairs(lanes: Uint16Array, leaves: readonly (Uint16Array | undefined)[]): void {
+  for (let i = 0; i + 1 < leaves.length; i += 2) addSub(lanes, leaves[i + 1], leaves[i]);
 }
 
 const LOW15 = 0x7fff7fff;

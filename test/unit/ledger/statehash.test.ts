@@ -218,3 +218,26 @@ test('leavesFor: leaves in order, none for empty accounts, one expansion per dis
   many.forEach(([key, a], i) => assert.deepEqual(got[i], accountLeaf(key, a)));
   assert.equal(got[70], few[0]);
 });
+
+test('leaf cache: the last two states of an account are kept, an older one is recomputed, and every answer is the reference leaf', async () => {
+  const { clearLeafCache } = await import('../../../src/ledger/statehash.js');
+  clearLeafCache();
+  const key = toHex(KEYS[1]!);
+  const s = [1n, 2n, 3n].map((n) => ({ balance: 1000n * n, nonce: n }));
+  const first = s.map((a) => accountLeaf(key, a));
+  // The newest two are the very arrays computed before; the oldest was dropped and is computed again.
+  assert.equal(accountLeaf(key, s[2]!), first[2]);
+  assert.equal(accountLeaf(key, s[1]!), first[1]);
+  const again = accountLeaf(key, s[0]!);
+  assert.notEqual(again, first[0]);
+  assert.deepEqual(again, first[0]);
+  // A state equal in balance but not nonce (and vice versa) is a different leaf.
+  assert.notDeepEqual(accountLeaf(key, { balance: 1000n, nonce: 9n }), first[0]);
+  assert.notDeepEqual(accountLeaf(key, { balance: 9n, nonce: 1n }), first[0]);
+  const l = new StateLattice();
+  for (const a of s) l.add(key, a);
+  const ref = new StateLattice();
+  clearLeafCache();
+  for (const a of s) ref.add(key, a);
+  assert.deepEqual(l.toBytes(), ref.toBytes());
+});
