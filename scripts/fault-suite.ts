@@ -355,7 +355,7 @@ async function main(): Promise<number> {
         const n = c.node(i);
         const ex = await h.stop(n);
         faults[kind]!++;
-        if (ex.code !== 0 || ex.forced) failures.push(`SIGTERM ${n.name}: exit ${JSON.stringify(ex)}`);
+        if (ex.code !== 0 || ex.forced) failures.push(`SIGTERM ${n.name}: exit ${JSON.stringify(ex)}\n${n.tail(12)}`);
         await sleep(SLOT_MS * 2);
         const since = Date.now();
         c.nodes[i] = await h.restart(n, { readyTimeoutMs: scaled(60_000) });

@@ -16,7 +16,7 @@
  *
  * Concurrency: public methods that mutate take the mutex (`addBlock`), private `_` methods do the work.
  */
-import { bytesEqual, compareBytes, fromHex, fromHexTrusted, toHex } from '../encoding/bytes.js';
+import { bytesEqual, compareBytes, fromHex, fromHexTrusted, readSafeU64be, readU32be, toHex, writeU32be, writeU64be } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
 import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
@@ -24,8 +24,9 @@ import { blockVerifyItem, checkBlockContext, checkBlockRules, decodeBlock, genes
 import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
-import { applyBlockTxs, EMPTY_ACCOUNT, isEmptyAccount, touchedAccounts, type Account, type AccountKey, type AccountMap } from '../ledger/state.js';
+import { applyBlockTxs, blockAccounts, EMPTY_ACCOUNT, isEmptyAccount, type Account, type AccountKey, type AccountMap, type BlockAccounts } from '../ledger/state.js';
 import { leavesFor, StateLattice, type LeafHasher } from '../ledger/statehash.js';
+import type { Tx } from '../ledger/tx.js';
 import { layout, DB_VERSION } from '../storage/layout.js';
 import type { BatchOp, KV } from '../storage/kv.js';
 import { systemClock, type Clock } from '../util/clock.js';
@@ -47,6 +48,17 @@ export interface TxLocation {
   blockHash: string;
   height: number;
   index: number;
+}
+
+/** A place in an account's history: a transfer's block height and index, and 0 = sent / 1 = received. */
+export interface HistoryPosition { readonly height: number; readonly index: number; readonly dir: 0 | 1 }
+
+export interface HistoryEntry {
+  height: number;
+  index: number;
+  direction: 'sent' | 'received';
+  blockHash: string;
+  tx: Tx;
 }
 
 export type AddStatus = 'connected' | 'reorganized' | 'side' | 'duplicate' | 'orphan';
@@ -76,6 +88,9 @@ export interface ChainEvents {
   /** A validator signed two blocks for one slot; `headers` are the signed header bytes (the proof). */
   'chain:equivocation': (e: { slot: number; proposer: string; hashes: string[]; headers: Uint8Array[] }) => void;
 }
+
+/** Head-state accounts kept in memory (about 200 B each). */
+const ACCOUNT_CACHE = 16_384;
 
 export class ChainError extends Error {
   constructor(message: string) {
@@ -121,6 +136,16 @@ export class Chain extends TypedEmitter<ChainEvents> {
   readonly #invalidCause = new LruMap<string, RuleError>(1024); // the full error behind an 'i' mark (this process)
   readonly #bySlot = new Map<number, string[]>();
   readonly #blockCache = new LruMap<string, Block>(256);
+  /**
+   * The head state's recently read or written accounts (EMPTY_ACCOUNT for absent ones): the accounts a block
+   * touches were mostly just read by mempool admission or by the block's own assembly. Coherent with the
+   * store: a head switch writes its accounts here right after its batch commits, and a read that was in
+   * flight across a switch (#stateGen moved) is not cached, since it may hold the old head's values.
+   */
+  readonly #accounts = new LruMap<AccountKey, Account>(ACCOUNT_CACHE);
+  #stateGen = 0;
+  /** The operations storing the block being added, until a batch has carried them (#write). */
+  #unstored: BatchOp[] | null = null;
   #main: string[] = []; // best-chain hashes by height
   #head!: BlockEntry;
   #lattice!: StateLattice;
@@ -172,7 +197,12 @@ export class Chain extends TypedEmitter<ChainEvents> {
       throw new ChainError(`this datadir belongs to the network with genesis ${toHex(stored)}, not ${g.hashHex}; use another --datadir or the matching genesis file`);
     } else {
       const v = await this.db.get(layout.version());
-      if (!v || Number(decodeCanonical(v)) !== DB_VERSION) throw new ChainError(`unsupported database version ${v ? String(decodeCanonical(v)) : 'missing'}`);
+      const version = v ? Number(decodeCanonical(v)) : undefined;
+      if (version !== DB_VERSION) {
+        throw new ChainError(version !== undefined && version < DB_VERSION
+          ? `this datadir holds database format ${version}, written by an older meshledger; this one reads format ${DB_VERSION} only: start with a new --datadir (the node syncs the chain from its peers)`
+          : `unsupported database format ${version ?? 'missing'} (this meshledger reads format ${DB_VERSION})`);
+      }
     }
 
     // Block index (all branches) and invalid marks.
@@ -233,6 +263,31 @@ export class Chain extends TypedEmitter<ChainEvents> {
 
   // ---------------------------------------------------------------- queries
 
+  /** Undo #addEntry for a block whose storing failed (it was the newest entry: it has no children). */
+  #removeEntry(e: BlockEntry): void {
+    this.#index.delete(e.hashHex);
+    this.#tips.delete(e.hashHex);
+    const kids = this.#children.get(e.parentHex);
+    kids?.delete(e.hashHex);
+    if (kids && kids.size === 0) this.#children.delete(e.parentHex);
+    // The parent is a tip again unless it is invalid or keeps a valid child (as #markInvalid arranges).
+    if (!this.#invalid.has(e.parentHex) && [...(kids ?? [])].every((c) => this.#invalid.has(c))) this.#tips.add(e.parentHex);
+    const same = this.#bySlot.get(e.slot);
+    if (same) {
+      const rest = same.filter((x) => x !== e.hashHex);
+      if (rest.length) this.#bySlot.set(e.slot, rest);
+      else this.#bySlot.delete(e.slot);
+    }
+  }
+
+  /** Write a batch, with the block that _addBlock has indexed but not yet stored, if any (see there). */
+  async #write(ops: BatchOp[]): Promise<void> {
+    const pending = this.#unstored;
+    if (pending) for (const op of pending) ops.push(op);
+    await this.db.batch(ops);
+    if (pending && this.#unstored === pending) this.#unstored = null;
+  }
+
   hasBlock(hashHex: string): boolean { return this.#index.has(hashHex); }
   /** Known branch tips that are not (descendants of) invalid blocks: the fork-choice candidates. */
   tips(): BlockEntry[] { return [...this.#tips].map((h) => this.#index.get(h)!); }
@@ -279,22 +334,83 @@ export class Chain extends TypedEmitter<ChainEvents> {
   }
 
   async getAccount(publicKey: Uint8Array): Promise<Account> {
-    const v = await this.db.get(layout.account(publicKey));
-    return v ? decodeAccount(v) : EMPTY_ACCOUNT;
+    const k = toHex(publicKey);
+    return (await this.getAccounts([k], new Map([[k, publicKey]]))).get(k) ?? EMPTY_ACCOUNT;
   }
 
-  async getAccounts(keys: AccountKey[]): Promise<Map<AccountKey, Account>> {
-    const vals = keys.length ? await this.db.getMany(keys.map((k) => layout.account(fromHexTrusted(k)))) : [];
+  /**
+   * The head state's accounts by key; absent accounts are left out of the map. `bytes` may hold the keys'
+   * bytes already (else they are decoded from hex).
+   */
+  async getAccounts(keys: readonly AccountKey[], bytes?: ReadonlyMap<AccountKey, Uint8Array>): Promise<Map<AccountKey, Account>> {
     const m = new Map<AccountKey, Account>();
-    keys.forEach((k, i) => { const v = vals[i]; if (v) m.set(k, decodeAccount(v)); });
+    const missing: AccountKey[] = [];
+    for (const k of keys) {
+      const a = this.#accounts.get(k);
+      if (a === undefined) missing.push(k);
+      else if (a !== EMPTY_ACCOUNT) m.set(k, a);
+    }
+    if (!missing.length) return m;
+    const gen = this.#stateGen;
+    const vals = await this.db.getMany(missing.map((k) => layout.account(bytes?.get(k) ?? fromHexTrusted(k))));
+    const current = gen === this.#stateGen;
+    missing.forEach((k, i) => {
+      const v = vals[i];
+      const a = v ? decodeAccount(v) : EMPTY_ACCOUNT;
+      if (v) m.set(k, a);
+      if (current) this.#accounts.set(k, a);
+    });
     return m;
   }
 
   async getTxLocation(idHex: string): Promise<TxLocation | undefined> {
     const v = await this.db.get(layout.tx(fromHex(idHex)));
     if (!v) return undefined;
-    const f = expectArray(decodeCanonical(v), 3, 'tx location');
-    return { blockHash: toHex(expectBytes(f[0]!, 'blockHash', 32)), height: expectSafeUint(f[1]!, 'height'), index: expectSafeUint(f[2]!, 'index') };
+    if (v.length !== 44) throw new ChainError(`transaction location of ${idHex} is ${v.length} bytes, not 44 (database corrupted?)`);
+    return { blockHash: toHex(v.subarray(0, 32)), height: readSafeU64be(v, 32), index: readU32be(v, 40) };
+  }
+
+  /** Stored equivocation evidence, by slot: each header signed by a validator that signed two for its slot. */
+  async equivocationHeaders(limit: number): Promise<{ slot: number; proposer: Uint8Array; hashHex: string; bytes: Uint8Array }[]> {
+    const out: { slot: number; proposer: Uint8Array; hashHex: string; bytes: Uint8Array }[] = [];
+    for await (const [k, v] of this.db.iterator({ ...layout.range(layout.prefix('q')), limit })) {
+      out.push({ slot: readSafeU64be(k, 1), proposer: k.subarray(9, 41), hashHex: toHex(k.subarray(41, 73)), bytes: v });
+    }
+    return out;
+  }
+
+  /**
+   * An account's transfers on the best chain, newest first (by height, then index; a self-transfer is listed
+   * received, then sent): at most `limit` of them, only those after `cursor` (a position this method
+   * returned as `next`), and `next` if more remain. An entry whose block changed under the read (a reorg
+   * between the index and the block) is left out.
+   */
+  async accountHistory(publicKey: Uint8Array, o: { limit: number; direction?: 'sent' | 'received' | 'both'; cursor?: HistoryPosition }): Promise<{ entries: HistoryEntry[]; next: HistoryPosition | null }> {
+    const direction = o.direction ?? 'both';
+    const c = o.cursor;
+    const range = layout.range(layout.historyPrefix(publicKey));
+    const lt = c ? layout.history(publicKey, c.height + 1) : range.lt;
+    const entries: HistoryEntry[] = [];
+    let last: HistoryPosition | undefined;
+    let more = false;
+    scan: for await (const [k, v] of this.db.iterator({ gte: range.gte, lt, reverse: true })) {
+      const height = readSafeU64be(k, 1 + publicKey.length);
+      let block: Block | undefined;
+      for (let j = v.length - 5; j >= 0; j -= 5) {
+        const index = readU32be(v, j);
+        const dir = v[j + 4] === 0 ? 0 : 1;
+        if (c && height === c.height && (index > c.index || (index === c.index && dir >= c.dir))) continue;
+        const pos = { height, index, dir } as const;
+        if (direction !== 'both' && (dir === 0) !== (direction === 'sent')) { last = pos; continue; }
+        if (entries.length === o.limit) { more = true; break scan; }
+        last = pos;
+        block ??= await this.getBlockAt(height);
+        const tx = block?.txs[index];
+        if (!tx || !bytesEqual(dir === 0 ? tx.from : tx.to, publicKey)) continue;
+        entries.push({ height, index, direction: dir === 0 ? 'sent' : 'received', blockHash: block!.header.hashHex, tx });
+      }
+    }
+    return { entries, next: more && last ? last : null };
   }
 
   /** Sum of all balances, by scanning the account keyspace (tests and audits; O(accounts)). */
@@ -388,22 +504,46 @@ export class Chain extends TypedEmitter<ChainEvents> {
       throw e;
     }
 
-    // Statically valid: store it (any branch) and index it. A second block for a slot is an equivocation:
-    // its evidence goes into the SAME batch, so no crash or failed write can keep the block and lose the
-    // evidence (a later copy of a stored block is only a duplicate; found by the simulator, seed 69920971).
+    // Statically valid: store it (any branch) and index it. The block goes into the first batch written
+    // from here on (#write): when it extends the best chain, the head switch's batch, so block, state and head
+    // land in one write; otherwise (a side branch) a batch of its own. A second block for a slot is an
+    // equivocation: its evidence goes into the SAME batch as the block, so no crash or failed write can keep
+    // the block and lose the evidence (a later copy of a stored block is only a duplicate; found by the
+    // simulator, seed 69920971).
     const entry: BlockEntry = { hash: h.hash, hashHex, height: h.height, slot: h.slot, parentHex: parent.hashHex };
     const evidence = await this.#equivocationWith(block);
-    await this.db.batch([
+    const store: BatchOp[] = [
       { type: 'put', key: layout.block(h.hash), value: block.bytes },
       { type: 'put', key: layout.entry(h.hash), value: encodeEntry(h.height, h.slot, h.parentHash) },
       ...evidence.map((x) => ({ type: 'put' as const, key: layout.evidence(x.slot, x.proposer, x.hash), value: x.bytes })),
-    ]);
+    ];
     this.#blockCache.set(hashHex, block);
     this.#addEntry(entry);
+    this.#unstored = store;
+    const before = this.#head;
+    try {
+      await this.#chooseHead();
+      if (this.#unstored === store) await this.#write([]);
+    } catch (e) {
+      if (this.#unstored === store) {
+        // The batch that was to carry the block failed. Store the block alone (a head switch that failed is
+        // tried again with the next block, or at the next start); if even that fails, forget the block, as
+        // if it had never arrived.
+        this.#unstored = null;
+        let stored = true;
+        try {
+          await this.db.batch(store);
+        } catch {
+          stored = false;
+          this.#removeEntry(entry);
+          this.#blockCache.delete(hashHex);
+        }
+        if (stored && evidence.length) this.#announceEquivocation(evidence);
+      }
+      throw e;
+    }
     if (evidence.length) this.#announceEquivocation(evidence);
 
-    const before = this.#head;
-    await this.#chooseHead();
     const bad2 = this.#invalid.get(hashHex);
     if (bad2) {
       const cause = this.#invalidCause.get(hashHex);
@@ -498,10 +638,13 @@ export class Chain extends TypedEmitter<ChainEvents> {
     const disconnected: Block[] = [];
     const connected: Block[] = [];
 
-    const load = async (keys: AccountKey[]): Promise<void> => {
+    // Account keys' bytes, for store keys and undo records (the hex keys are for maps).
+    const keyBytes = new Map<AccountKey, Uint8Array>();
+    const load = async (keys: AccountKey[], bytes: ReadonlyMap<AccountKey, Uint8Array>): Promise<void> => {
       const missing = keys.filter((k) => !overlay.has(k));
+      for (const k of keys) if (!keyBytes.has(k)) keyBytes.set(k, bytes.get(k)!);
       if (!missing.length) return;
-      const found = await this.getAccounts(missing);
+      const found = await this.getAccounts(missing, bytes);
       for (const k of missing) overlay.set(k, found.get(k) ?? EMPTY_ACCOUNT);
     };
 
@@ -510,51 +653,53 @@ export class Chain extends TypedEmitter<ChainEvents> {
       const hashHex = this.#main[height]!;
       const block = (await this.getBlock(hashHex))!;
       const undo = await this.#readUndo(block.header.hash);
-      await load(undo.map((u) => u[0]));
+      await load(undo.map((u) => u[0]), new Map(undo.map((u) => [u[0], u[2]])));
       for (const [key, prev] of undo) {
         lattice.update(key, overlay.get(key)!, prev);
         overlay.set(key, prev);
       }
       ops.push({ type: 'del', key: layout.undo(block.header.hash) }, { type: 'del', key: layout.height(height) });
-      this.#indexTxOps(ops, block, 'del');
+      this.#indexTxOps(ops, block, 'del', blockAccounts(block.txs, block.header.proposer));
       disconnected.push(block);
     }
 
     // 2. Apply the new branch, oldest first, validating everything.
     for (const entry of connect) {
       const block = (await this.getBlock(entry.hashHex))!;
-      const keys = touchedAccounts(block.txs, block.header.proposer);
-      await load(keys);
+      const accounts = blockAccounts(block.txs, block.header.proposer);
+      const keys = accounts.keys;
+      await load(keys, accounts.bytes);
       try {
         const pre = new Map<AccountKey, Account>(keys.map((k) => [k, overlay.get(k)!]));
-        const { post } = applyBlockTxs(pre, block.txs, block.header.proposer);
+        const { post } = applyBlockTxs(pre, block.txs, block.header.proposer, accounts);
         // Old and new leaf of every changed account; the missing ones (a peer's block: every new one, and old
         // ones not seen lately) in one parallel batch.
         const changed = keys.filter((k) => { const a = pre.get(k)!, b = post.get(k)!; return a.balance !== b.balance || a.nonce !== b.nonce; });
         const leaves = await leavesFor(this.#leafHasher, changed.flatMap((k) => [[k, pre.get(k)!], [k, post.get(k)!]] as const));
-        for (let i = 0; i < changed.length; i++) lattice.replaceLeaf(leaves[2 * i], leaves[2 * i + 1]);
+        lattice.replaceLeaves(leaves);
         const root = lattice.root();
         if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);
         for (const k of keys) overlay.set(k, post.get(k)!);
-        ops.push({ type: 'put', key: layout.undo(block.header.hash), value: encodeCanonical(keys.map((k) => { const a = pre.get(k)!; return [fromHexTrusted(k), a.balance, a.nonce]; })) });
+        ops.push({ type: 'put', key: layout.undo(block.header.hash), value: encodeCanonical(keys.map((k) => { const a = pre.get(k)!; return [accounts.bytes.get(k)!, a.balance, a.nonce]; })) });
       } catch (err) {
         if (!(err instanceof RuleError)) throw err;
         await this.#markInvalid(entry, err);
         return false;
       }
       ops.push({ type: 'put', key: layout.height(entry.height), value: entry.hash });
-      this.#indexTxOps(ops, block, 'put');
+      this.#indexTxOps(ops, block, 'put', accounts);
       connected.push(block);
     }
 
     // 3. One atomic batch: accounts, indexes, undo, lattice, head.
     for (const [k, a] of overlay) {
-      const key = layout.account(fromHexTrusted(k));
+      const key = layout.account(keyBytes.get(k)!);
       ops.push(isEmptyAccount(a) ? { type: 'del', key } : { type: 'put', key, value: encodeCanonical([a.balance, a.nonce]) });
     }
     ops.push({ type: 'put', key: layout.lattice(), value: lattice.toBytes() }, { type: 'put', key: layout.tip(), value: target.hash });
-    await this.db.batch(ops);
-
+    await this.#write(ops);
+    this.#stateGen++;
+    for (const [k, a] of overlay) this.#accounts.set(k, isEmptyAccount(a) ? EMPTY_ACCOUNT : a);
     this.#main.length = fork.height + 1;
     for (const c of connect) this.#main[c.height] = c.hashHex;
     this.#head = target;
@@ -570,24 +715,48 @@ export class Chain extends TypedEmitter<ChainEvents> {
     return true;
   }
 
-  #indexTxOps(ops: BatchOp[], block: Block, type: 'put' | 'del'): void {
+  /**
+   * The best-chain indexes of a block's transactions: each one's location ('t'), and one history record per
+   * account its transfers name ('x'); put when the block is connected, deleted when it is disconnected.
+   */
+  #indexTxOps(ops: BatchOp[], block: Block, type: 'put' | 'del', accounts: BlockAccounts): void {
     const h = block.header;
-    block.txs.forEach((tx, i) => {
-      const keys = [layout.tx(tx.id), layout.history(tx.from, h.height, i, 0), layout.history(tx.to, h.height, i, 1)];
-      if (type === 'del') for (const key of keys) ops.push({ type: 'del', key });
+    const history = new Map<AccountKey, number[]>(); // account → [index << 1 | dir, …], ascending
+    const note = (k: AccountKey, entry: number) => {
+      const list = history.get(k);
+      if (list) list.push(entry);
+      else history.set(k, [entry]);
+    };
+    for (let i = 0; i < block.txs.length; i++) {
+      const key = layout.tx(block.txs[i]!.id);
+      if (type === 'del') ops.push({ type: 'del', key });
       else {
-        ops.push({ type: 'put', key: keys[0]!, value: encodeCanonical([h.hash, h.height, i]) });
-        ops.push({ type: 'put', key: keys[1]!, value: tx.id }, { type: 'put', key: keys[2]!, value: tx.id });
+        const loc = new Uint8Array(44);
+        loc.set(h.hash, 0);
+        writeU64be(loc, 32, h.height);
+        writeU32be(loc, 40, i);
+        ops.push({ type: 'put', key, value: loc });
       }
-    });
+      note(accounts.from[i]!, i * 2);
+      note(accounts.to[i]!, i * 2 + 1);
+    }
+    for (const [k, list] of history) {
+      const key = layout.history(accounts.bytes.get(k)!, h.height);
+      if (type === 'del') { ops.push({ type: 'del', key }); continue; }
+      const value = new Uint8Array(list.length * 5);
+      list.forEach((e, j) => { writeU32be(value, j * 5, Math.floor(e / 2)); value[j * 5 + 4] = e & 1; });
+      ops.push({ type: 'put', key, value });
+    }
   }
 
-  async #readUndo(hash: Uint8Array): Promise<[AccountKey, Account][]> {
+  /** A best-chain block's undo records: [key, pre-block account, key bytes]. */
+  async #readUndo(hash: Uint8Array): Promise<[AccountKey, Account, Uint8Array][]> {
     const v = await this.db.get(layout.undo(hash));
     if (!v) throw new ChainError(`undo data missing for best-chain block ${toHex(hash)}`);
     return expectList(decodeCanonical(v), 'undo').map((r) => {
       const f = expectArray(r, 3, 'undo entry');
-      return [toHex(expectBytes(f[0]!, 'key', 32)), { balance: expectU64(f[1]!, 'balance'), nonce: expectU64(f[2]!, 'nonce') }];
+      const key = expectBytes(f[0]!, 'key', 32);
+      return [toHex(key), { balance: expectU64(f[1]!, 'balance'), nonce: expectU64(f[2]!, 'nonce') }, key];
     });
   }
 
@@ -605,7 +774,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
       ops.push({ type: 'put', key: layout.invalid(fromHex(h)), value: new TextEncoder().encode(r) });
       for (const c of this.#children.get(h) ?? []) stack.push(c);
     }
-    await this.db.batch(ops);
+    await this.#write(ops);
     this.#invalidCause.set(entry.hashHex, err);
     // The parent becomes a tip again if no valid child remains.
     const parentKids = [...(this.#children.get(entry.parentHex) ?? [])].filter((c) => !this.#invalid.has(c));

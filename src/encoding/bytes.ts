@@ -87,6 +87,17 @@ export function readU64be(b: Uint8Array, offset = 0): bigint {
   return new DataView(b.buffer, b.byteOffset, b.byteLength).getBigUint64(offset);
 }
 
+export function readU32be(b: Uint8Array, offset = 0): number {
+  return ((b[offset]! << 24) >>> 0) + (b[offset + 1]! << 16) + (b[offset + 2]! << 8) + b[offset + 3]!;
+}
+
+/** A big-endian u64 that must be a safe integer (heights, indexes in keys this program wrote). */
+export function readSafeU64be(b: Uint8Array, offset = 0): number {
+  const n = readU32be(b, offset) * 0x1_0000_0000 + readU32be(b, offset + 4);
+  if (!Number.isSafeInteger(n)) throw new RangeError('u64 above the safe integer range');
+  return n;
+}
+
 export function u32be(n: number): Uint8Array {
   if (!Number.isInteger(n) || n < 0 || n > 0xffff_ffff) throw new RangeError(`${n} is not a u32`);
   const out = new Uint8Array(4);

@@ -49,14 +49,40 @@ export function applyTx(state: AccountMap, tx: UnsignedTx, fromKey: AccountKey =
   state.set(toKey, { balance: recipient.balance + tx.amount, nonce: recipient.nonce });
 }
 
+/**
+ * The accounts a block's transactions name, worked out once per block: each transaction's sender and
+ * recipient key, and every touched key (proposer included) sorted, with its bytes (views into the
+ * transactions, not copies) for store keys and encodings.
+ */
+export interface BlockAccounts {
+  /** Every account the block reads or writes, sorted (deterministic prefetch and undo order). */
+  readonly keys: AccountKey[];
+  readonly bytes: ReadonlyMap<AccountKey, Uint8Array>;
+  readonly from: readonly AccountKey[];
+  readonly to: readonly AccountKey[];
+  readonly proposer: AccountKey;
+}
+
+export function blockAccounts(txs: readonly UnsignedTx[], proposer: Uint8Array): BlockAccounts {
+  const bytes = new Map<AccountKey, Uint8Array>();
+  const name = (b: Uint8Array): AccountKey => {
+    const k = toHex(b);
+    if (!bytes.has(k)) bytes.set(k, b);
+    return k;
+  };
+  const p = name(proposer);
+  const from: AccountKey[] = new Array(txs.length);
+  const to: AccountKey[] = new Array(txs.length);
+  for (let i = 0; i < txs.length; i++) {
+    from[i] = name(txs[i]!.from);
+    to[i] = name(txs[i]!.to);
+  }
+  return { keys: sortedKeys(bytes), bytes, from, to, proposer: p };
+}
+
 /** Every account a block reads or writes, sorted (deterministic prefetch and undo order). */
 export function touchedAccounts(txs: readonly UnsignedTx[], proposer: Uint8Array): AccountKey[] {
-  const keys = new Set<AccountKey>([toHex(proposer)]);
-  for (const tx of txs) {
-    keys.add(toHex(tx.from));
-    keys.add(toHex(tx.to));
-  }
-  return [...keys].sort();
+  return blockAccounts(txs, proposer).keys;
 }
 
 export interface BlockStateResult {
@@ -69,20 +95,21 @@ export interface BlockStateResult {
  * Apply a block's transactions and fee credit to `pre` (which must hold every touched account, or omit it
  * if empty). Returns the post-state of the touched accounts. Throws RuleError with the failing index.
  */
-export function applyBlockTxs(pre: ReadonlyMap<AccountKey, Account>, txs: readonly UnsignedTx[], proposer: Uint8Array): BlockStateResult {
+export function applyBlockTxs(pre: ReadonlyMap<AccountKey, Account>, txs: readonly UnsignedTx[], proposer: Uint8Array, accounts?: BlockAccounts): BlockStateResult {
   const post: AccountMap = new Map(pre);
   let fees = 0n;
   for (let i = 0; i < txs.length; i++) {
     const tx = txs[i]!;
     try {
-      applyTx(post, tx);
+      if (accounts) applyTx(post, tx, accounts.from[i], accounts.to[i]);
+      else applyTx(post, tx);
     } catch (e) {
       if (e instanceof RuleError) throw new RuleError('bad_tx', `transaction ${i}: ${e.message}`, { index: i, inner: e });
       throw e;
     }
     fees += tx.fee;
   }
-  const pk = toHex(proposer);
+  const pk = accounts ? accounts.proposer : toHex(proposer);
   const p = getAccount(post, pk);
   post.set(pk, { balance: p.balance + fees, nonce: p.nonce });
   assertConserved(pre, post);

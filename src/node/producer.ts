@@ -3,12 +3,11 @@
  * mempool's candidates, apply them to the head state (skipping any that no longer apply), sign, and hand
  * the block to the chain exactly as if it had come from a peer (so it passes the same validation).
  */
-import { bytesEqual, toHex } from '../encoding/bytes.js';
-import { makeBlock, signHeader, type Block } from '../ledger/block.js';
-import { merkleRoot } from '../ledger/merkle.js';
+import { bytesEqual } from '../encoding/bytes.js';
+import { buildBlock, type Block } from '../ledger/block.js';
 import { RuleError } from '../ledger/rules.js';
 import { proposerFor, slotAt, slotStart } from '../ledger/schedule.js';
-import { applyTx, getAccount, touchedAccounts, type AccountMap } from '../ledger/state.js';
+import { applyTx, blockAccounts, getAccount, type AccountMap } from '../ledger/state.js';
 import { leavesFor, StateLattice } from '../ledger/statehash.js';
 import type { Tx } from '../ledger/tx.js';
 import type { BlockEntry, Chain } from '../chain/chain.js';
@@ -133,17 +132,19 @@ export class Producer extends TypedEmitter<ProducerEvents> {
 export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Uint8Array, slot: number, candidates: readonly Tx[]): Promise<Block> {
   return chain.withHead(async (head: BlockEntry, lattice: StateLattice) => {
     const g = chain.genesis;
-    const keys = touchedAccounts(candidates, publicKey);
-    const state: AccountMap = await chain.getAccounts(keys);
+    const accounts = blockAccounts(candidates, publicKey);
+    const keys = accounts.keys;
+    const state: AccountMap = await chain.getAccounts(keys, accounts.bytes);
     const pre = new Map(state);
     const chosen: Tx[] = [];
     const skipSender = new Set<string>();
     let fees = 0n;
-    for (const tx of candidates) {
-      const from = toHex(tx.from);
+    for (let i = 0; i < candidates.length; i++) {
+      const tx = candidates[i]!;
+      const from = accounts.from[i]!;
       if (skipSender.has(from)) continue;
       try {
-        applyTx(state, tx);
+        applyTx(state, tx, from, accounts.to[i]);
         chosen.push(tx);
         fees += tx.fee;
       } catch (e) {
@@ -151,16 +152,15 @@ export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Ui
         skipSender.add(from); // its later nonces cannot apply either
       }
     }
-    const pk = toHex(publicKey);
+    const pk = accounts.proposer;
     const p = getAccount(state, pk);
     state.set(pk, { balance: p.balance + fees, nonce: p.nonce });
     const changed = keys.filter((k) => { const a = getAccount(pre, k), b = getAccount(state, k); return a.balance !== b.balance || a.nonce !== b.nonce; });
     const leaves = await leavesFor(chain.leafHasher, changed.flatMap((k) => [[k, getAccount(pre, k)], [k, getAccount(state, k)]] as const));
-    for (let i = 0; i < changed.length; i++) lattice.replaceLeaf(leaves[2 * i], leaves[2 * i + 1]);
-    const header = signHeader({
+    lattice.replaceLeaves(leaves);
+    return buildBlock({
       chainId: g.chainId, height: head.height + 1, slot, parentHash: head.hash, timestamp: slotStart(g, slot),
-      txRoot: merkleRoot(chosen.map((t) => t.id)), stateRoot: lattice.root(), proposer: publicKey,
-    }, secretKey);
-    return makeBlock(header, chosen);
+      stateRoot: lattice.root(), proposer: publicKey,
+    }, chosen, secretKey);
   });
 }

@@ -4,12 +4,11 @@
  * The node's parts are reached through their public methods only (RpcNode).
  */
 import { AddressError, decodeAddress, encodeAddress } from '../encoding/address.js';
-import { fromHex, readU64be, toHex } from '../encoding/bytes.js';
+import { fromHex, readU32be, readU64be, toHex, writeU32be, writeU64be } from '../encoding/bytes.js';
 import { headerToJson, txToJson } from '../ledger/json.js';
 import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
 import { decodeTx } from '../ledger/tx.js';
-import { layout } from '../storage/layout.js';
-import type { Chain } from '../chain/chain.js';
+import type { Chain, HistoryPosition } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 import type { Network } from '../p2p/network.js';
 import { PROTOCOL_VERSION } from '../p2p/messages.js';
@@ -161,27 +160,13 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
     getAccountTransactions: async (p) => {
       const address = p.address as string;
       const pk = addressParam(address);
-      const limit = (p.limit as number | undefined) ?? 20;
-      const direction = (p.direction as 'sent' | 'received' | 'both' | undefined) ?? 'both';
-      const prefix = layout.historyPrefix(pk);
-      const range = layout.range(prefix);
-      // Cursor: the history key (hex, without prefix and key) of the last entry returned; newest first.
-      const lt = p.cursor !== undefined ? cursorKey(prefix, p.cursor as string) : range.lt;
-      const out: unknown[] = [];
-      let last: Uint8Array | undefined;
-      let more = false;
-      for await (const [k, v] of chain.db.iterator({ gte: range.gte, lt, reverse: true })) {
-        const dir = k[k.length - 1] === 0 ? 'sent' : 'received';
-        if (direction !== 'both' && dir !== direction) { last = k; continue; }
-        if (out.length === limit) { more = true; break; }
-        const height = Number(readU64be(k, 1 + 32));
-        const index = new DataView(k.buffer, k.byteOffset, k.byteLength).getUint32(1 + 32 + 8);
-        const block = await chain.getBlockAt(height);
-        const tx = block?.txs[index];
-        if (tx && tx.idHex === toHex(v)) out.push({ id: tx.idHex, height, index, direction: dir, blockHash: block!.header.hashHex, transaction: txToJson(tx) });
-        last = k;
-      }
-      return { address, transactions: out, next: more && last ? toHex(last.subarray(prefix.length)) : null };
+      const cursor = p.cursor !== undefined ? parseHistoryCursor(p.cursor as string) : undefined;
+      const { entries, next } = await chain.accountHistory(pk, { limit: (p.limit as number | undefined) ?? 20, direction: p.direction as 'sent' | 'received' | 'both' | undefined, cursor });
+      return {
+        address,
+        transactions: entries.map((e) => ({ id: e.tx.idHex, height: e.height, index: e.index, direction: e.direction, blockHash: e.blockHash, transaction: txToJson(e.tx) })),
+        next: next ? historyCursor(next) : null,
+      };
     },
 
     getMempoolInfo: () => ({
@@ -192,14 +177,9 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
 
     getPeers: () => (node.network?.peerInfo() ?? []),
 
-    getEquivocations: async () => {
-      const out: unknown[] = [];
-      for await (const [k, v] of chain.db.iterator({ ...layout.range(layout.prefix('q')), limit: 1000 })) {
-        const slot = Number(readU64be(k, 1));
-        out.push({ slot, proposer: encodeAddress(k.subarray(9, 41)), blockHash: toHex(k.subarray(41, 73)), header: toHex(v) });
-      }
-      return out;
-    },
+    getEquivocations: async () => (await chain.equivocationHeaders(1000)).map((e) => ({
+      slot: e.slot, proposer: encodeAddress(e.proposer), blockHash: e.hashHex, header: toHex(e.bytes),
+    })),
 
     subscribe: (p, ctx) => sub(ctx).subscribe(ctx.session!, p.topic as string, p as Record<string, unknown>),
     unsubscribe: (p, ctx) => sub(ctx).unsubscribe(ctx.session!, p.subscription as string),
@@ -222,12 +202,22 @@ export function addressParam(address: string, param = 'address'): Uint8Array {
   }
 }
 
-function cursorKey(prefix: Uint8Array, cursor: string): Uint8Array {
-  if (!/^[0-9a-f]{26}$/.test(cursor)) throw RpcError.invalidParams('"cursor" is not a cursor returned by this method', { param: 'cursor' });
-  const k = new Uint8Array(prefix.length + 13);
-  k.set(prefix);
-  k.set(fromHex(cursor), prefix.length);
-  return k;
+/** The opaque `next` of getAccountTransactions: hex of height u64 | index u32 | dir u8. */
+function historyCursor(p: HistoryPosition): string {
+  const b = new Uint8Array(13);
+  writeU64be(b, 0, p.height);
+  writeU32be(b, 8, p.index);
+  b[12] = p.dir;
+  return toHex(b);
+}
+
+function parseHistoryCursor(cursor: string): HistoryPosition {
+  const bad = () => RpcError.invalidParams('"cursor" is not a cursor returned by this method', { param: 'cursor' });
+  if (!/^[0-9a-f]{26}$/.test(cursor)) throw bad();
+  const b = fromHex(cursor);
+  const height = Number(readU64be(b, 0));
+  if (!Number.isSafeInteger(height) || b[12]! > 1) throw bad();
+  return { height, index: readU32be(b, 8), dir: b[12] as 0 | 1 };
 }
 
 /** Hex (optionally 0x-prefixed; tried first) or canonical base64; the schema already restricted the alphabet. */

@@ -16,8 +16,12 @@
  *  'a'     a | publicKey                         account: [balance, nonce]; absent = empty account
  *  'u'     u | blockHash                         undo data of a best-chain block: [[publicKey, balance, nonce], …]
  *                                                (pre-block values of every touched account, sorted by key)
- *  't'     t | txId                              best-chain transaction location: [blockHash, height, index]
- *  'x'     x | publicKey | height | index(u32) | dir(u8)   account history, dir 0 = sent, 1 = received → txId (raw)
+ *  't'     t | txId                              best-chain transaction location (raw, 44 bytes):
+ *                                                blockHash(32) | height(u64) | index(u32)
+ *  'x'     x | publicKey | height                account history: the transfers of the best-chain block at
+ *                                                `height` that name this account, as raw 5-byte entries
+ *                                                index(u32) | dir(u8) (0 = sent, 1 = received), ascending;
+ *                                                one record per account per block, not one per transfer
  *  'm'     m | txId                              pending (mempool) transaction: signed tx bytes (raw) — local, not consensus
  *  'q'     q | slot | proposer | blockHash       equivocation evidence: the signed header bytes (raw)
  *  'p'     p | address (utf-8)                   peer address book entry (P2P)
@@ -26,7 +30,7 @@
  * Connecting or disconnecting blocks writes accounts, 'n', 't', 'x', 'u', 'L' and 'T' in ONE batch, so a
  * crash leaves either the old head with its state or the new head with its state, never a mix.
  */
-import { concatBytes, writeU32be, writeU64be } from '../encoding/bytes.js';
+import { concatBytes, writeU64be } from '../encoding/bytes.js';
 
 const P = (c: string): Uint8Array => new Uint8Array([c.charCodeAt(0)]);
 const one = (c: string) => { const p = P(c); return () => p; };
@@ -50,13 +54,11 @@ export const layout = {
   account: keyed('a'),
   undo: keyed('u'),
   tx: keyed('t'),
-  history: (pk: Uint8Array, height: number, index: number, dir: 0 | 1) => {
-    const out = new Uint8Array(1 + pk.length + 13);
+  history: (pk: Uint8Array, height: number) => {
+    const out = new Uint8Array(1 + pk.length + 8);
     out[0] = X;
     out.set(pk, 1);
     writeU64be(out, 1 + pk.length, height);
-    writeU32be(out, 9 + pk.length, index);
-    out[13 + pk.length] = dir;
     return out;
   },
   historyPrefix: keyed('x'),
@@ -76,4 +78,8 @@ export const layout = {
   prefix: P,
 } as const;
 
-export const DB_VERSION = 1;
+/**
+ * The format written by this version. 2: 't' values raw, 'x' one record per account per block (format 1
+ * had canonical 't' values and one 'x' key per transfer). Older datadirs are refused with a clear error.
+ */
+export const DB_VERSION = 2;

@@ -10,15 +10,17 @@
  *   - the lattice updated incrementally (StateLattice.update per changed account) equals one rebuilt from
  *     scratch over the current non-empty accounts.
  * At the end: the lattice does not depend on the order accounts are added, and applyBlockTxs over the
- * successful transactions gives the same post-state (plus the fee credit) with supply exactly conserved.
+ * successful transactions gives the same post-state (plus the fee credit) with supply exactly conserved, also
+ * through the block path's precomputed keys (blockAccounts), and the batched lattice update (leavesFor +
+ * replaceLeaves) reaches the same root.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { toHex, U64_MAX } from '../../src/encoding/bytes.js';
 import { RuleError, type Rule } from '../../src/ledger/rules.js';
-import { applyBlockTxs, applyTx, getAccount, isEmptyAccount, type Account, type AccountMap } from '../../src/ledger/state.js';
-import { StateLattice } from '../../src/ledger/statehash.js';
+import { applyBlockTxs, applyTx, blockAccounts, getAccount, isEmptyAccount, type Account, type AccountMap } from '../../src/ledger/state.js';
+import { clearLeafCache, leavesFor, StateLattice } from '../../src/ledger/statehash.js';
 import type { UnsignedTx } from '../../src/ledger/tx.js';
 import { testKeys } from '../helpers/fixtures.js';
 
@@ -77,10 +79,10 @@ function modelOutcome(sender: Account, t: UnsignedTx): Rule | null {
 
 const hex = (b: Uint8Array): string => Buffer.from(b).toString('hex');
 
-test('property: random transfers keep supply, non-negative balances, nonce = successful sends, and the lattice consistent', () => {
+test('property: random transfers keep supply, non-negative balances, nonce = successful sends, and the lattice consistent', async () => {
   const outcomes = new Map<string, number>();
   const count = (k: string): void => { outcomes.set(k, (outcomes.get(k) ?? 0) + 1); };
-  fc.assert(fc.property(allocArb, fc.array(opArb, { minLength: 5, maxLength: 60 }), fc.func(fc.integer()), (alloc, ops, orderKey) => {
+  await fc.assert(fc.asyncProperty(allocArb, fc.array(opArb, { minLength: 5, maxLength: 60 }), fc.func(fc.integer()), async (alloc, ops, orderKey) => {
     const state: AccountMap = new Map();
     alloc.forEach((bal, i) => { if (bal > 0n) state.set(KEYS[i]!, { balance: bal, nonce: 0n }); });
     const supply = sumBalances(state);
@@ -137,6 +139,22 @@ test('property: random transfers keep supply, non-negative balances, nonce = suc
     assert.equal(sumBalances(res.post), supply);
     assert.deepEqual(getAccount(res.post, PROPOSER_KEY), { balance: fees, nonce: 0n });
     for (let i = 0; i < N; i++) assert.deepEqual(getAccount(res.post, KEYS[i]!), getAccount(state, KEYS[i]!), `account ${i}`);
+
+    // the block path's precomputed keys (blockAccounts) change nothing: same keys, same post-state, and the
+    // batched lattice update (leavesFor + replaceLeaves) gives the incremental lattice's root
+    const accounts = blockAccounts(applied, PROPOSER);
+    const want = [...new Set([PROPOSER_KEY, ...applied.flatMap((t) => [hex(t.from), hex(t.to)])])].sort();
+    assert.deepEqual(accounts.keys, want);
+    applied.forEach((t, i) => { assert.equal(accounts.from[i], hex(t.from)); assert.equal(accounts.to[i], hex(t.to)); });
+    for (const k of accounts.keys) assert.equal(hex(accounts.bytes.get(k)!), k);
+    const viaAccounts = applyBlockTxs(pre, applied, PROPOSER, accounts);
+    assert.deepEqual([...viaAccounts.post].sort(), [...res.post].sort());
+    const batched = latticeFrom([...pre].filter(([, a]) => !isEmptyAccount(a)));
+    const pairs = accounts.keys.flatMap((k) => [[k, getAccount(pre, k)], [k, getAccount(res.post, k)]] as [string, Account][]);
+    if (orderKey('clear') % 2 === 0) clearLeafCache(); // hits and misses both
+    batched.replaceLeaves(await leavesFor(undefined, pairs));
+    const expected = latticeFrom([...res.post].filter(([, a]) => !isEmptyAccount(a)));
+    assert.equal(hex(batched.root()), hex(expected.root()));
   }), { numRuns: 300 });
   // the generators must actually exercise every outcome (guards against a vacuous property)
   for (const k of ['success', 'self-transfer', 'insufficient_funds', 'nonce_too_low', 'nonce_too_high', 'amount_overflow']) {

@@ -351,12 +351,14 @@ describe('transaction index', { timeout: 60000 }, () => {
     assert.deepEqual(await chain.getTxLocation(t2.idHex), { blockHash: h.hashHex, height: 2, index: 1 });
     assert.equal(await chain.getTxLocation(pending.idHex), undefined);
 
+    // The raw location record: block hash | height u64 | index u32.
+    assert.equal(toHex((await db.get(layout.tx(t2.id)))!), h.hashHex + '0000000000000002' + '00000001');
+    // One history record per account per block: 5-byte entries index u32 | dir (0 sent, 1 received).
     const hist = await dump(db, 'x');
     const expected = new Map<string, string>([
-      [toHex(layout.history(alice.publicKey, 2, 0, 0)), t1.idHex],
-      [toHex(layout.history(carol.publicKey, 2, 0, 1)), t1.idHex],
-      [toHex(layout.history(bob.publicKey, 2, 1, 0)), t2.idHex],
-      [toHex(layout.history(alice.publicKey, 2, 1, 1)), t2.idHex],
+      [toHex(layout.history(alice.publicKey, 2)), '00000000' + '00' + '00000001' + '01'],
+      [toHex(layout.history(carol.publicKey, 2)), '00000000' + '01'],
+      [toHex(layout.history(bob.publicKey, 2)), '00000001' + '00'],
     ]);
     assert.deepEqual(hist, expected);
     // Keys of one account are contiguous under x|publicKey.
@@ -365,7 +367,7 @@ describe('transaction index', { timeout: 60000 }, () => {
       assert.equal(toHex(k.subarray(0, 33)), toHex(concatBytes(layout.prefix('x'), alice.publicKey)));
       n++;
     }
-    assert.equal(n, 2);
+    assert.equal(n, 1);
     // Proposer got the fees; sender/recipient balances moved.
     assert.deepEqual(await chain.getAccount(V[2]!.publicKey), { balance: 4n, nonce: 0n });
     assert.deepEqual(await chain.getAccount(alice.publicKey), { balance: ALICE0 - 101n + 50n, nonce: 1n });
@@ -374,6 +376,76 @@ describe('transaction index', { timeout: 60000 }, () => {
     assert.equal(audit.root, toHex(chain.stateRoot));
     assert.equal(audit.root, toHex(h.stateRoot));
   });
+});
+
+describe('account history', { timeout: 60000 }, () => {
+  test('newest first, self-transfers received then sent, filtered by direction, paged by cursor at every size, and it follows a reorg', async () => {
+    const { chain } = await openTestChain(genesis);
+    const people = [alice, bob, carol];
+    const nonces = new Map<KeyPair, bigint>(people.map((k) => [k, 0n]));
+    const send = (from: KeyPair, to: KeyPair, amount: bigint) => { const n = nonces.get(from)!; nonces.set(from, n + 1n); return transfer(from, to, amount, n); };
+    // Block i: a mix of transfers between three accounts, self-transfers included (empty blocks between).
+    const plan: [KeyPair, KeyPair][][] = [
+      [[alice, bob], [alice, alice], [bob, alice]],
+      [],
+      [[alice, carol], [carol, alice], [alice, bob], [bob, bob]],
+      [[bob, carol]],
+      [[alice, alice]],
+    ];
+    const blocks = await grow(chain, V, plan.length, 1, (i) => plan[i]!.map(([f, t]) => send(f, t, 10n + BigInt(i))));
+    for (const who of people) {
+      // The model: every (height, index, direction) naming `who`, newest first; received before sent on a tie.
+      const model: string[] = [];
+      blocks.forEach((b) => b.txs.forEach((tx, i) => {
+        if (toHex(tx.from) === toHex(who.publicKey)) model.push(`${b.header.height}:${i}:sent`);
+        if (toHex(tx.to) === toHex(who.publicKey)) model.push(`${b.header.height}:${i}:received`);
+      }));
+      model.reverse(); // newest first: so a self-transfer reads received, then sent
+      for (const direction of ['both', 'sent', 'received'] as const) {
+        const want = model.filter((e) => direction === 'both' || e.endsWith(direction));
+        for (const limit of [1, 2, 3, 100]) {
+          const got: string[] = [];
+          let cursor;
+          for (let page = 0; page < 50; page++) {
+            const r = await chain.accountHistory(who.publicKey, { limit, direction, cursor });
+            assert.ok(r.entries.length <= limit);
+            for (const e of r.entries) {
+              got.push(`${e.height}:${e.index}:${e.direction}`);
+              const b = blocks[e.height - 1]!;
+              assert.equal(e.blockHash, b.header.hashHex);
+              assert.equal(e.tx.idHex, b.txs[e.index]!.idHex);
+            }
+            if (!r.next) break;
+            assert.equal(r.entries.length, limit, 'a page before the last one is full');
+            cursor = r.next;
+          }
+          assert.deepEqual(got, want, `${toHex(who.publicKey).slice(0, 6)} ${direction} limit ${limit}`);
+        }
+      }
+    }
+    // A reorg onto a branch without those transfers empties the history.
+    const other = await openTestChain(genesis);
+    const branch = await grow(other.chain, V, plan.length + 2, 40);
+    for (const b of branch) await chain.addBlock(b);
+    assert.equal(chain.head.hashHex, branch.at(-1)!.header.hashHex);
+    for (const who of people) assert.deepEqual((await chain.accountHistory(who.publicKey, { limit: 100 })).entries, []);
+    assert.equal(await chain.getTxLocation(blocks[0]!.txs[0]!.idHex), undefined);
+  });
+});
+
+test('a datadir of an older database format is refused with what to do; a newer or missing one is refused too', async () => {
+  const { chain, db } = await openTestChain(genesis);
+  await chain.close();
+  const { encodeCanonical } = await import('../../../src/encoding/canonical.js');
+  const { DB_VERSION } = await import('../../../src/storage/layout.js');
+  await db.put(layout.version(), encodeCanonical(DB_VERSION - 1));
+  await assert.rejects(Chain.open({ db, genesis }), (e: unknown) => e instanceof ChainError && e.message.includes(`format ${DB_VERSION - 1}`) && e.message.includes('--datadir'));
+  await db.put(layout.version(), encodeCanonical(DB_VERSION + 1));
+  await assert.rejects(Chain.open({ db, genesis }), (e: unknown) => e instanceof ChainError && e.message.includes(`unsupported database format ${DB_VERSION + 1}`));
+  await db.del(layout.version());
+  await assert.rejects(Chain.open({ db, genesis }), (e: unknown) => e instanceof ChainError && e.message.includes('format missing'));
+  await db.put(layout.version(), encodeCanonical(DB_VERSION));
+  await (await Chain.open({ db, genesis })).close();
 });
 
 // ---- persistence -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Chain } from '../../../src/chain/chain.js';
+import { Chain, decodeAccount } from '../../../src/chain/chain.js';
 import type { Block, UnsignedHeader } from '../../../src/ledger/block.js';
 import { RuleError } from '../../../src/ledger/rules.js';
 import { layout } from '../../../src/storage/layout.js';
@@ -115,8 +115,21 @@ describe('one batch per head switch', { timeout: 60000 }, () => {
     const changed = changedKeys(before, await dump(spy, CONSENSUS));
     const written = new Set(sw.map((o) => toHex(o.key)));
     for (const k of changed) assert.ok(written.has(k), `changed key ${k.slice(0, 10)}… was written by the switch batch`);
-    // The other batch(es) only store the block itself.
-    for (const ops of spy.batches.filter((o) => !isSwitch(o))) for (const o of ops) assert.ok('be'.includes(String.fromCharCode(o.key[0]!)));
+    // The block itself (body and index entry) rides in the same batch: there is no other.
+    assert.equal(spy.batches.length, 1);
+    assert.ok(sw.some((o) => o.type === 'put' && toHex(o.key) === toHex(layout.block(b!.header.hash))));
+    assert.ok(sw.some((o) => o.type === 'put' && toHex(o.key) === toHex(layout.entry(b!.header.hash))));
+  });
+
+  test('a side-branch block, which switches nothing, is stored in a batch of its own', async () => {
+    const { chain, spy } = await openSpied();
+    await grow(chain, 3, 1);
+    const builder = await openTestChain(genesis);
+    const [side] = await grow(builder.chain, 1, 30); // height 1: far below the head
+    spy.batches.length = 0;
+    assert.equal((await chain.addBlock(side!)).status, 'side');
+    assert.equal(spy.batches.length, 1);
+    assert.deepEqual(spy.batches[0]!.map((o) => String.fromCharCode(o.key[0]!)).sort(), ['b', 'e']);
   });
 
   test('a reorg (undo + redo) is also exactly one batch', async () => {
@@ -147,7 +160,7 @@ describe('one batch per head switch', { timeout: 60000 }, () => {
     assert.equal(spy.singleWrites, 0);
   });
 
-  test('a block failing state validation issues no switch batch, only its invalid mark', async () => {
+  test('a block failing state validation issues no switch batch, only the block with its invalid mark', async () => {
     const { chain, spy } = await openSpied();
     await grow(chain, 1, 1);
     const good = await buildBlock(chain, V, 2, [transfer(alice, bob, 1n, 0n)]);
@@ -155,7 +168,58 @@ describe('one batch per head switch', { timeout: 60000 }, () => {
     spy.batches.length = 0;
     await assert.rejects(chain.addBlock(bad), (e: unknown) => e instanceof RuleError && e.rule === 'bad_state_root');
     assert.equal(spy.batches.filter(isSwitch).length, 0);
-    assert.ok(spy.batches.some((ops) => ops.length === 1 && has(ops, 'i', 'put')));
+    assert.equal(spy.batches.length, 1);
+    const ops = spy.batches[0]!;
+    assert.deepEqual(ops.map((o) => `${o.type}:${String.fromCharCode(o.key[0]!)}`).sort(), ['put:b', 'put:e', 'put:i']);
+  });
+});
+
+describe('account cache', () => {
+  /** A store whose account reads can be held back until released. */
+  class GatedKV extends SpyKV {
+    gate: Promise<void> | null = null;
+    override async getMany(keys: Uint8Array[]) {
+      const gate = this.gate; // as at the call
+      const vals = await this.inner.getMany(keys);
+      if (gate && keys.some((k) => k[0] === 'a'.charCodeAt(0))) await gate;
+      return vals;
+    }
+  }
+
+  test('a read that was in flight across a head switch is not cached: later reads see the new head', async () => {
+    const spy = new GatedKV(await openMemory());
+    const chain = await Chain.open({ db: spy, genesis, clock: new ManualClock(FAR) });
+    let release!: () => void;
+    spy.gate = new Promise((r) => { release = r; });
+    const stale = chain.getAccount(alice.publicKey); // reads the genesis state, held back
+    spy.gate = null;
+    await grow(chain, 1, 1, () => [transfer(alice, carol, 100n, 0n)]);
+    release();
+    assert.deepEqual(await stale, { balance: 1_000_000n, nonce: 0n }, 'the held read answers the state it read');
+    assert.deepEqual(await chain.getAccount(alice.publicKey), { balance: 1_000_000n - 101n, nonce: 1n });
+    assert.deepEqual(await chain.getAccount(carol.publicKey), { balance: 100n, nonce: 0n });
+  });
+
+  test('cached accounts follow reorgs and agree with the store after every block', async () => {
+    const { chain, spy } = await openSpied();
+    const who = [alice, bob, carol];
+    const check = async () => {
+      for (const k of who) {
+        const v = await spy.inner.get(layout.account(k.publicKey));
+        const stored = v ? decodeAccount(v) : { balance: 0n, nonce: 0n };
+        assert.deepEqual(await chain.getAccount(k.publicKey), stored);
+        assert.equal((await chain.getAccounts([toHex(k.publicKey)])).has(toHex(k.publicKey)), v !== undefined);
+      }
+    };
+    for (const k of who) await chain.getAccount(k.publicKey); // warm the cache
+    await grow(chain, 3, 1, (i) => [transfer(alice, carol, 100n + BigInt(i), BigInt(i))]);
+    await check();
+    const builder = await openTestChain(genesis);
+    const B = await grow(builder.chain, 5, 40, (i) => [transfer(bob, carol, 3n, BigInt(i))]);
+    for (const b of B) await chain.addBlock(b);
+    assert.equal(chain.head.hashHex, B[4]!.header.hashHex);
+    await check();
+    assert.deepEqual(await chain.getAccount(alice.publicKey), { balance: 1_000_000n, nonce: 0n }, 'the reorg undid alice\'s transfers');
   });
 });
 

@@ -35,7 +35,7 @@ test('out-of-range integers are refused, not wrapped', () => {
 test('layout keys: exact bytes for height, history and keyed prefixes', () => {
   const pk = fromHex('11'.repeat(32));
   assert.equal(toHex(layout.height(258)), '6e' + '0000000000000102');
-  assert.equal(toHex(layout.history(pk, 7, 3, 1)), '78' + '11'.repeat(32) + '0000000000000007' + '00000003' + '01');
+  assert.equal(toHex(layout.history(pk, 7)), '78' + '11'.repeat(32) + '0000000000000007');
   assert.equal(toHex(layout.account(pk)), '61' + '11'.repeat(32));
   assert.equal(toHex(layout.evidence(5, pk, fromHex('22'.repeat(32)))), '71' + '0000000000000005' + '11'.repeat(32) + '22'.repeat(32));
 });

@@ -15,6 +15,7 @@ import { verify } from '../../../src/crypto/ed25519.js';
 import {
   BLOCK_SIGNING_PREFIX, checkBlockContext, checkBlockStatic, decodeBlock, decodeHeader, genesisBlock, headerSigningMessage,
   headerVerifyItem, makeBlock, makeHeader, signHeader, ZERO_HASH, type Block, type UnsignedHeader,
+  buildBlock as buildOwnBlock,
 } from '../../../src/ledger/block.js';
 import type { Genesis } from '../../../src/ledger/genesis.js';
 import { merkleRoot } from '../../../src/ledger/merkle.js';
@@ -190,6 +191,19 @@ test('checkBlockStatic: bad_tx_root for a zero root, a root of reordered txs, an
   throwsRule(() => checkBlockStatic(variant({ txRoot: ZERO_HASH }), genesis), 'bad_tx_root');
   throwsRule(() => checkBlockStatic(variant({ txRoot: merkleRoot([...block.txs].reverse().map((t) => t.id)) }), genesis), 'bad_tx_root');
   throwsRule(() => checkBlockStatic(variant({}, [block.txs[0]!]), genesis), 'bad_tx_root');
+});
+
+test('buildBlock: the root is the Merkle root of its frozen list; only that very object skips the second hashing', () => {
+  // `block` was made by the producer's assembly, i.e. by buildBlock.
+  assert.ok(bytesEqual(block.header.txRoot, merkleRoot(block.txs.map((t) => t.id))));
+  assert.ok(Object.isFrozen(block.txs), 'the list the root was computed from cannot change afterwards');
+  assert.throws(() => (block.txs as Tx[]).push(block.txs[0]!));
+  assert.doesNotThrow(() => checkBlockStatic(block, genesis));
+  // The same signed header over other transactions, or a copy of the block object, is checked in full.
+  throwsRule(() => checkBlockStatic(makeBlock(block.header, block.txs.slice(1)), genesis), 'bad_tx_root');
+  throwsRule(() => checkBlockStatic({ ...block, txs: [...block.txs].reverse() }, genesis), 'bad_tx_root');
+  const own = buildOwnBlock({ ...unsignedOf(block) }, block.txs, keyOf(block.header.proposer).secretKey);
+  assert.ok(bytesEqual(own.header.txRoot, block.header.txRoot));
 });
 
 test('checkBlockStatic: duplicate_tx (with its index) when a transaction repeats, even with a matching root', () => {
