@@ -67,7 +67,7 @@ export function signHeader(h: UnsignedHeader, secretKey: Uint8Array): BlockHeade
 }
 
 export function makeBlock(header: BlockHeader, txs: readonly Tx[]): Block {
-  return { header, txs, bytes: encodeCanonical([header.bytes, txs.map((t) => t.bytes)], header.bytes.length + 16 + txs.reduce((n, t) => n + t.bytes.length + 3, 0)) };
+  return { header, txs, bytes: encodeCanonical([header.bytes, txs.map((t) => t.bytes)], header.bytes.length + 16 + txs.reduce((n, t) => n + t.byteLength + 3, 0)) };
 }
 
 /**

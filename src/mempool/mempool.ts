@@ -194,7 +194,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   async #add(tx: Tx, opts: { persist?: boolean; keepOnWriteFailure?: boolean }): Promise<AddResult> {
     if (this.#byId.has(tx.idHex)) return this.#duplicate(tx.idHex);
-    if (tx.bytes.length > MAX_TX_BYTES) throw new RuleError('tx_too_large');
+    if (tx.byteLength > MAX_TX_BYTES) throw new RuleError('tx_too_large');
     checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
     const result = await new Promise<AddResult>((resolve, reject) => {
       this.#queue.push({ tx, persist: opts.persist !== false, resolve, reject });
@@ -307,10 +307,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     if (committed > account.balance) throw new RuleError('insufficient_funds', `balance ${account.balance} < ${committed} committed by pending transactions`);
 
     // Capacity: evict cheaper tails, or refuse.
-    const freed = old ? old.tx.bytes.length : 0;
+    const freed = old ? old.tx.byteLength : 0;
     const evict: Entry[] = [];
     let count = this.#byId.size + (old ? 0 : 1);
-    let bytes = this.#bytes - freed + tx.bytes.length;
+    let bytes = this.#bytes - freed + tx.byteLength;
     if (count > this.limits.maxCount || bytes > this.limits.maxBytes) {
       const tails = this.#tailsByFee(sender);
       while (count > this.limits.maxCount || bytes > this.limits.maxBytes) {
@@ -318,7 +318,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
         if (!victim || victim.tx.fee >= tx.fee) throw new RuleError('mempool_full', `fee ${tx.fee} does not beat the cheapest evictable transaction`);
         evict.push(victim);
         count--;
-        bytes -= victim.tx.bytes.length;
+        bytes -= victim.tx.byteLength;
       }
     }
     for (const v of evict) this.#remove(v, 'evicted');
@@ -328,7 +328,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     q.committed += tx.amount + tx.fee;
     this.#senders.set(q.key, q);
     this.#byId.set(tx.idHex, entry);
-    this.#bytes += tx.bytes.length;
+    this.#bytes += tx.byteLength;
     if (persist) {
       // Registered in the same step that makes the id known, so no duplicate can slip in between.
       const write = this.#persist({ type: 'put', key: layout.mempool(tx.id), value: tx.bytes });
@@ -353,7 +353,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   #remove(e: Entry, reason: RemovalReason): void {
     if (this.#byId.get(e.tx.idHex) !== e) return;
     this.#byId.delete(e.tx.idHex);
-    this.#bytes -= e.tx.bytes.length;
+    this.#bytes -= e.tx.byteLength;
     const q = e.q;
     if (q.byNonce.delete(nonceKey(e.tx.nonce))) q.committed -= e.tx.amount + e.tx.fee;
     if (q.byNonce.size === 0 && this.#senders.get(q.key) === q) this.#senders.delete(q.key);
@@ -395,9 +395,9 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     let bytes = 0;
     while (out.length < maxTxs && heap.size > 0) {
       const e = heap.pop()!;
-      if (bytes + e.tx.bytes.length > maxBytes) continue;
+      if (bytes + e.tx.byteLength > maxBytes) continue;
       out.push(e.tx);
-      bytes += e.tx.bytes.length;
+      bytes += e.tx.byteLength;
       const next = e.q.byNonce.get(nonceKey(e.tx.nonce + 1n));
       if (next) heap.push(next);
     }

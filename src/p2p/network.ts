@@ -655,7 +655,7 @@ export class Network extends TypedEmitter<NetEvents> {
       const tx = this.#o.mempool.get(toHex(id));
       if (!tx) continue;
       out.push(tx.bytes);
-      bytes += tx.bytes.length;
+      bytes += tx.byteLength;
       if (out.length === MAX_TXS_PER_MSG || bytes > 1_900_000) {
         this.#send(peer, { type: MSG.TXS, txs: out.splice(0) }, true);
         bytes = 0;
