@@ -23,7 +23,9 @@ export async function startBenchNode(o: { dir: string; genesisFile: string; name
   const logFile = path.join(o.dir, `${name}.log`);
   const fd = fs.openSync(logFile, 'a');
   const cfg = { datadir: path.join(o.dir, `data-${name}`), genesis: o.genesisFile, rpcPort, ratePerSec: o.ratePerSec, p2pPort: o.p2pPort, bootnodes: o.bootnodes, key: o.key, logLevel: o.logLevel, verifyThreads: o.verifyThreads };
-  const child = spawn(process.execPath, ['--expose-gc', ...(o.nodeArgs ?? []), MAIN, JSON.stringify(cfg)], { stdio: ['ignore', fd, fd] });
+  // BENCH_CPU_PROF=<dir>: a CPU profile of every bench node (studying where a figure's time goes).
+  const prof = process.env.BENCH_CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.BENCH_CPU_PROF}`] : [];
+  const child = spawn(process.execPath, ['--expose-gc', ...prof, ...(o.nodeArgs ?? []), MAIN, JSON.stringify(cfg)], { stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   live.add(child);
   let exited = false;

@@ -26,7 +26,7 @@ import { checkBlockStatic, decodeBlock, decodeHeader, headerVerifyItem, makeBloc
 import { merkleRoot } from '../../src/ledger/merkle.js';
 import { RULES, RuleError, type Rule } from '../../src/ledger/rules.js';
 import { slotStart } from '../../src/ledger/schedule.js';
-import { decodeTx, signTx, txVerifyItem, type Tx } from '../../src/ledger/tx.js';
+import { decodeTx, decodeTxGeneric, decodeTxStrict, signTx, txVerifyItem, type Tx } from '../../src/ledger/tx.js';
 import { decodeMessage, encodeMessage, MSG, ProtocolError, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { makeGenesis, testKeys } from '../helpers/fixtures.js';
 
@@ -578,6 +578,75 @@ test('(b)(c) transactions: mutants are rejected, or decode to an object with exa
     if (d) assert.equal(sigOk(txVerifyItem(d)), false, `mutated tx ${hex(b)} (from ${hex(tx.bytes)}) still verifies`);
   }), { numRuns: 3000, includeErrorInReport: true });
   assertWorked('tx', t, 200);
+});
+
+/** The fields a decoded transaction answers, for comparing two decoders. */
+const txFields = (t: Tx) => ({
+  chainId: t.chainId, memo: t.memo, amount: t.amount, fee: t.fee, nonce: t.nonce, idHex: t.idHex,
+  from: hex(t.from), to: hex(t.to), signature: hex(t.signature), bytes: hex(t.bytes), byteLength: t.byteLength,
+});
+
+/** decodeTxGeneric's verdict: the transaction, or undefined for a typed rejection. */
+function generic(b: Uint8Array): Tx | undefined {
+  try {
+    return decodeTxGeneric(b);
+  } catch (e) {
+    assert.ok(isTyped('tx', e), describeError(e));
+    return undefined;
+  }
+}
+
+test('decodeTx fast path: it accepts every valid transaction, and nothing the general decoder rejects or reads otherwise', () => {
+  // Valid transactions: the fast path takes them all, with the general decoder's fields.
+  fc.assert(fc.property(txArb, (tx) => {
+    const fast = decodeTxStrict(tx.bytes);
+    assert.ok(fast, `the fast path left a valid transaction to the general decoder: ${hex(tx.bytes)}`);
+    assert.deepEqual(txFields(fast), txFields(generic(tx.bytes)!));
+  }), { numRuns: 1500 });
+  // Mutants and arbitrary bytes: whenever the fast path accepts, the general decoder accepts the same object.
+  let fastAccepted = 0, fastDeclined = 0;
+  const check = (b: Uint8Array) => {
+    const fast = decodeTxStrict(b);
+    if (!fast) { fastDeclined++; return; }
+    fastAccepted++;
+    const g = generic(b);
+    assert.ok(g, `the fast path accepted ${hex(b)}, which the general decoder rejects`);
+    assert.deepEqual(txFields(fast), txFields(g));
+  };
+  fc.assert(fc.property(txArb, mutationArb, (tx, m) => check(mutate(tx.bytes, m))), { numRuns: 4000 });
+  fc.assert(fc.property(fc.uint8Array({ maxLength: 300 }), (b) => check(b)), { numRuns: 2000 });
+  assert.ok(fastAccepted > 100 && fastDeclined > 1000, `mutations too weak: fast accepted ${fastAccepted}, declined ${fastDeclined}`);
+});
+
+test('decodeTx fast path: UTF-8 in chain id and memo, the shortest integer forms, and a BOM, exactly as the general decoder', () => {
+  const base = signTx({ chainId: 'c', from: USERS[0]!.publicKey, to: USERS[1]!.publicKey, amount: 5n, fee: 1n, nonce: 0n, memo: 'MEMO' }, USERS[0]!.secretKey);
+  const b = base.bytes;
+  const memoAt = b.length - 66 - 5; // fixstr header of the 4-byte memo, then 'MEMO', then c4 40 <sig>
+  assert.equal(b[memoAt], 0xa4);
+  const withMemo = (memo: number[]) => cat(b.subarray(0, memoAt), [0xa0 | memo.length], memo, b.subarray(memoAt + 5));
+  const cases: [string, number[]][] = [
+    ['BOM kept as a character', [0xef, 0xbb, 0xbf]],
+    ['4-byte character', [0xf0, 0x9f, 0x98, 0x80]],
+    ['overlong slash', [0xc0, 0xaf]],
+    ['UTF-16 surrogate as UTF-8', [0xed, 0xa0, 0x80]],
+    ['above U+10FFFF', [0xf4, 0x90, 0x80, 0x80]],
+    ['lone continuation byte', [0x80]],
+    ['truncated sequence', [0xe2, 0x82]],
+    ['Latin-1 byte (not UTF-8)', [0xe9]],
+  ];
+  for (const [what, memo] of cases) {
+    const m = withMemo(memo);
+    const g = generic(m);
+    const fast = decodeTxStrict(m);
+    assert.equal(fast !== undefined, g !== undefined, `${what}: fast path ${fast ? 'accepts' : 'declines'}, general decoder ${g ? 'accepts' : 'rejects'}`);
+    if (fast) assert.deepEqual(txFields(fast), txFields(g!), what);
+  }
+  // Integer forms: a non-minimal uint16 holding 5 as the amount is for the general decoder to reject.
+  const amountAt = memoAt - 3; // amount 5, fee 1, nonce 0 as fixints
+  assert.deepEqual([b[amountAt], b[amountAt + 1], b[amountAt + 2]], [5, 1, 0]);
+  const wide = cat(b.subarray(0, amountAt), [0xcd, 0, 5], b.subarray(amountAt + 1));
+  assert.equal(decodeTxStrict(wide), undefined);
+  assert.throws(() => decodeTx(wide), (e: unknown) => e instanceof RuleError && e.rule === 'non_canonical');
 });
 
 test('(b)(c) block headers: mutants are rejected, or decode to exactly these bytes and the header signature fails', () => {
