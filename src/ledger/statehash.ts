@@ -11,10 +11,9 @@
  * Changing an account subtracts its old leaf and adds its new one; undoing a block does the inverse.
  */
 import { endianness } from 'node:os';
-import { concatBytes, fromHexTrusted, toHex, utf8 } from '../encoding/bytes.js';
+import { concatBytes, toHex, U64_MAX, utf8, writeU32be, writeU64be } from '../encoding/bytes.js';
 import { LruMap } from '../util/lru.js';
 import { wasmAddSub } from './lattice-wasm.js';
-import { encodeCanonical } from '../encoding/canonical.js';
 import { sha256, shake256 } from '../crypto/hash.js';
 import { isEmptyAccount, type Account, type AccountKey } from './state.js';
 
@@ -55,7 +54,28 @@ export function clearLeafCache(): void {
 
 /** The SHAKE256 input of an account's leaf (see the module comment). */
 export function leafInput(keyHex: AccountKey, a: Account): Uint8Array {
-  return concatBytes(LEAF_PREFIX, encodeCanonical([fromHexTrusted(keyHex), a.balance, a.nonce]));
+  // LEAF_PREFIX, then canonical [key, balance, nonce] written in place: fixarray(3), bin8(32) key, and two
+  // shortest-form uints (a unit test checks it against encodeCanonical, boundaries included).
+  const out = new Uint8Array(LEAF_PREFIX.length + 3 + 32 + 9 + 9);
+  out.set(LEAF_PREFIX, 0);
+  let p = LEAF_PREFIX.length;
+  out[p] = 0x93; out[p + 1] = 0xc4; out[p + 2] = 32;
+  Buffer.from(out.buffer, out.byteOffset + p + 3, 32).write(keyHex, 'hex');
+  p += 35;
+  p = writeCanonicalUint(out, p, a.balance);
+  p = writeCanonicalUint(out, p, a.nonce);
+  return out.subarray(0, p);
+}
+
+/** A u64 in MessagePack's shortest form at `p`; returns the end. */
+function writeCanonicalUint(out: Uint8Array, p: number, v: bigint): number {
+  if (v < 0n) throw new RangeError(`${v} is not a u64`);
+  if (v < 0x80n) { out[p] = Number(v); return p + 1; }
+  if (v < 0x100n) { out[p] = 0xcc; out[p + 1] = Number(v); return p + 2; }
+  if (v < 0x10000n) { out[p] = 0xcd; out[p + 1] = Number(v >> 8n); out[p + 2] = Number(v & 0xffn); return p + 3; }
+  if (v < 0x1_0000_0000n) { out[p] = 0xce; writeU32be(out, p + 1, Number(v)); return p + 5; }
+  if (v > U64_MAX) throw new RangeError(`${v} is not a u64`);
+  out[p] = 0xcf; writeU64be(out, p + 1, v); return p + 9;
 }
 
 function storeLeaf(keyHex: AccountKey, a: Account, bytes: Uint8Array): Uint16Array {
@@ -81,8 +101,9 @@ export interface LeafHasher {
  * The leaves of these (account, state) pairs, in order (undefined for an empty account, which has none):
  * cache hits as they are; the misses computed in one batch through `hasher` when there are at least
  * `minBatch` of them (a round trip to a worker pool costs more than a few leaves), else on this thread.
+ * `stats.computed` is increased by the number of leaves computed (the distinct misses).
  */
-export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly (readonly [AccountKey, Account])[], minBatch = 64): Promise<(Uint16Array | undefined)[]> {
+export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly (readonly [AccountKey, Account])[], minBatch = 64, stats?: { computed: number }): Promise<(Uint16Array | undefined)[]> {
   const out: (Uint16Array | undefined)[] = new Array(pairs.length);
   const missIds: string[] = [];
   const missAt: number[][] = [];
@@ -99,6 +120,7 @@ export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly 
     missIds.push(id);
     missAt.push([i]);
   }
+  if (stats) stats.computed += missIds.length;
   if (missIds.length === 0) return out;
   const inputs = missAt.map((at) => { const [k, a] = pairs[at[0]!]!; return leafInput(k, a); });
   const expanded = hasher && missIds.length >= minBatch ? await hasher.expandLeaves(inputs) : inputs.map((x) => shake256(x, LATTICE_BYTES));

@@ -241,3 +241,19 @@ test('leaf cache: the last two states of an account are kept, an older one is re
   for (const a of s) ref.add(key, a);
   assert.deepEqual(l.toBytes(), ref.toBytes());
 });
+
+test('leafInput writes exactly the prefix and canonical [key, balance, nonce], at every integer-width boundary', async () => {
+  const { leafInput } = await import('../../../src/ledger/statehash.js');
+  const { encodeCanonical } = await import('../../../src/encoding/canonical.js');
+  const edges = [0n, 1n, 0x7fn, 0x80n, 0xffn, 0x100n, 0xffffn, 0x10000n, 0xffff_ffffn, 0x1_0000_0000n, (1n << 53n) - 1n, 1n << 53n, (1n << 64n) - 1n];
+  const want = (key: string, a: { balance: bigint; nonce: bigint }) =>
+    toHex(new Uint8Array([...Buffer.from('meshledger:account:v1\0'), ...encodeCanonical([Buffer.from(key, 'hex'), a.balance, a.nonce])]));
+  for (const key of KEYS.map(toHex)) {
+    for (const balance of edges) for (const nonce of [0n, 0x80n, (1n << 64n) - 1n]) assert.equal(toHex(leafInput(key, { balance, nonce })), want(key, { balance, nonce }));
+  }
+  fc.assert(fc.property(fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), fc.bigInt({ min: 0n, max: (1n << 64n) - 1n }), (balance, nonce) => {
+    assert.equal(toHex(leafInput(toHex(PK), { balance, nonce })), want(toHex(PK), { balance, nonce }));
+  }), { numRuns: 500 });
+  assert.throws(() => leafInput(toHex(PK), { balance: 1n << 64n, nonce: 0n }), RangeError);
+  assert.throws(() => leafInput(toHex(PK), { balance: -1n, nonce: 0n }), RangeError);
+});
