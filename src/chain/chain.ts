@@ -370,6 +370,23 @@ export class Chain extends TypedEmitter<ChainEvents> {
     return { blockHash: toHex(v.subarray(0, 32)), height: readSafeU64be(v, 32), index: readU32be(v, 40) };
   }
 
+  /**
+   * Compute, off the critical path, the state-lattice leaves of the accounts these transactions name in
+   * their head state: the "old" leaves that a block including them will need. The node calls this after
+   * each head change with its mempool's next block candidates, so that validating a peer's block (made of
+   * mostly the same transactions) computes only the new leaves. Pure memoisation: no lock, no state; a leaf
+   * of a state that changes meanwhile is merely not used. Returns how many leaves were computed.
+   */
+  async warmLeaves(txs: readonly Tx[]): Promise<number> {
+    if (txs.length === 0) return 0;
+    const accounts = blockAccounts(txs, txs[0]!.from);
+    const state = await this.getAccounts(accounts.keys, accounts.bytes);
+    const pairs = accounts.keys.map((k) => [k, state.get(k) ?? EMPTY_ACCOUNT] as const);
+    const stats = { computed: 0 };
+    await leavesFor(this.#leafHasher, pairs, 64, stats);
+    return stats.computed;
+  }
+
   /** Stored equivocation evidence, by slot: each header signed by a validator that signed two for its slot. */
   async equivocationHeaders(limit: number): Promise<{ slot: number; proposer: Uint8Array; hashHex: string; bytes: Uint8Array }[]> {
     const out: { slot: number; proposer: Uint8Array; hashHex: string; bytes: Uint8Array }[] = [];

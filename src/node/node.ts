@@ -125,6 +125,7 @@ export class MeshNode {
   #rpc: RpcHttpServer | undefined;
   #mempoolWork: Promise<void> = Promise.resolve();
   #stopping = false;
+  #warming: Promise<unknown> | null = null;
 
   private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger, clock: Clock, validator: string | undefined, metrics: NodeMetrics | undefined) {
     this.#db = db;
@@ -226,8 +227,23 @@ export class MeshNode {
       // Serialized: each head change is applied to the mempool in order.
       this.#mempoolWork = this.#mempoolWork
         .then(() => this.mempool.onHeadChange(connected, disconnected))
-        .catch((e) => this.#log.error('mempool update after head change failed', { error: e }));
+        .catch((e) => this.#log.error('mempool update after head change failed', { error: e }))
+        .then(() => this.#warmLeaves());
     });
+  }
+
+  /**
+   * After a head change, compute the state-lattice leaves of the accounts the next block will most likely
+   * touch (the mempool's candidates, which peers hold too), in the idle time before it arrives: validating
+   * it then computes only its new leaves. At most one warm-up runs; a head change meanwhile is covered by
+   * the next one.
+   */
+  #warmLeaves(): void {
+    if (this.#warming || this.#stopping || this.mempool.size === 0) return;
+    const p = this.chain.genesis.params;
+    this.#warming = this.chain.warmLeaves(this.mempool.candidates(p.maxBlockTxs, p.maxBlockBytes))
+      .catch((e) => this.#log.debug('leaf warm-up failed', { error: e }))
+      .finally(() => { this.#warming = null; });
   }
 
   async #startRpc(addr: HostPort, limits: RpcLimits, datadir: string): Promise<void> {
@@ -281,6 +297,7 @@ export class MeshNode {
     this.#subs?.close();
     await this.#rpc?.close().catch(() => {});
     await this.#mempoolWork;
+    await this.#warming;
     await this.mempool.flush();
     await this.chain.close();
     await this.#db.close();

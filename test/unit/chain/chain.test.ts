@@ -448,6 +448,25 @@ test('a datadir of an older database format is refused with what to do; a newer 
   await (await Chain.open({ db, genesis })).close();
 });
 
+test('warmLeaves computes the head-state leaves of the accounts transactions name, once; a block of them then needs only its new leaves', async () => {
+  const { clearLeafCache, leavesFor } = await import('../../../src/ledger/statehash.js');
+  const { chain } = await openTestChain(genesis);
+  await grow(chain, V, 1, 1, () => [transfer(alice, carol, 5n, 0n)]);
+  const txs = [transfer(alice, bob, 10n, 1n), transfer(bob, dave, 3n, 0n), transfer(carol, alice, 1n, 0n)];
+  clearLeafCache();
+  // alice, bob, carol exist; dave does not (an empty account has no leaf).
+  assert.equal(await chain.warmLeaves(txs), 3);
+  assert.equal(await chain.warmLeaves(txs), 0, 'all cached now');
+  assert.equal(await chain.warmLeaves([]), 0);
+  const pre = await chain.getAccounts([alice, bob, carol].map((k) => toHex(k.publicKey)));
+  const stats = { computed: 0 };
+  await leavesFor(undefined, [...pre], 64, stats);
+  assert.equal(stats.computed, 0, 'the old leaves a block of these transactions needs are there');
+  // And the block itself still validates and connects (warm leaves are the same pure function).
+  const [b] = await grow(chain, V, 1, 1, () => txs);
+  assert.equal(chain.head.hashHex, b!.header.hashHex);
+});
+
 // ---- persistence -------------------------------------------------------------------------------------
 
 describe('persistence (LevelDB on a temp dir)', { timeout: 60000 }, () => {
