@@ -11,9 +11,10 @@
  * Three cases, in turn block by block:
  *   - a peer's block, cold: decoded from its bytes, and no leaf of it computed here (the leaf cache is
  *     cleared first): the case of sync, and the worst case of validating another validator's block;
- *   - a peer's block after the node's leaf warm-up: the same, but its transactions were in our mempool, so
- *     the node warmed their accounts' current leaves after the previous head change (chain.warmLeaves, as
- *     Node does with its mempool's candidates; not timed): the steady state of a validator;
+ *   - a peer's block after the node's leaf warm-up: the same, but its transactions were our mempool's
+ *     candidates, so after the previous head change the node computed the leaves a block of them by the
+ *     next proposer needs (chain.warmLeaves, as Node does; not timed): the steady state of a validator
+ *     whose mempool holds what the proposer's does;
  *   - the validator's own block (the object its assembly built: every leaf and the transactions root were
  *     computed by that assembly).
  * Where the time of a cold peer's block goes, by timing components on the same inputs:
@@ -106,9 +107,10 @@ try {
 
     if (peerBlock) clearLeafCache();
     else for (const k of keys) { accountLeaf(k, pre.get(k)!); accountLeaf(k, post.get(k)!); }
-    // The warm case: its transactions were in this node's mempool, which warmed their accounts' current
-    // leaves after the previous head change (Node: chain.warmLeaves(mempool candidates)); not timed.
-    if (kind === 2) await chain.warmLeaves(txs);
+    // The warm case: its transactions were this node's mempool candidates, and after the previous head
+    // change the node warmed the leaves a block of them by the next proposer needs (Node:
+    // chain.warmLeaves(candidates, next proposer)); not timed.
+    if (kind === 2) await chain.warmLeaves(txs, block.header.proposer);
     // A peer's block arrives as bytes: decoded here (outside the timing; P2P does it on receipt), so that
     // nothing this process computed while building it (the transactions root) is known for it.
     const added = peerBlock ? decodeBlock(block.bytes, genesis.params.maxBlockBytes) : block;

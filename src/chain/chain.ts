@@ -24,8 +24,8 @@ import { blockVerifyItem, checkBlockContext, checkBlockRules, decodeBlock, genes
 import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { RuleError } from '../ledger/rules.js';
-import { applyBlockTxs, blockAccounts, EMPTY_ACCOUNT, isEmptyAccount, type Account, type AccountKey, type AccountMap, type BlockAccounts } from '../ledger/state.js';
-import { leavesFor, StateLattice, type LeafHasher } from '../ledger/statehash.js';
+import { applyBlockTxs, applyCandidates, blockAccounts, EMPTY_ACCOUNT, isEmptyAccount, type Account, type AccountKey, type AccountMap, type BlockAccounts } from '../ledger/state.js';
+import { changedLeafPairs, leavesFor, StateLattice, type LeafHasher } from '../ledger/statehash.js';
 import type { Tx } from '../ledger/tx.js';
 import { layout, DB_VERSION } from '../storage/layout.js';
 import type { BatchOp, KV } from '../storage/kv.js';
@@ -371,19 +371,22 @@ export class Chain extends TypedEmitter<ChainEvents> {
   }
 
   /**
-   * Compute, off the critical path, the state-lattice leaves of the accounts these transactions name in
-   * their head state: the "old" leaves that a block including them will need. The node calls this after
-   * each head change with its mempool's next block candidates, so that validating a peer's block (made of
-   * mostly the same transactions) computes only the new leaves. Pure memoisation: no lock, no state; a leaf
-   * of a state that changes meanwhile is merely not used. Returns how many leaves were computed.
+   * Compute, off the critical path, the state-lattice leaves that a block of `candidates` by `proposer` on
+   * the current head would need: the old and the new leaf of every account it changes, walking the
+   * candidates as block assembly does (applyCandidates). The node calls this after each head change with
+   * its mempool's next-block candidates and the next slot's proposer, whose mempool holds mostly the same
+   * transactions: validating that proposer's block then finds its leaves computed, wholly where its
+   * transactions are ours, per account where they differ. Pure memoisation of a pure function: no lock, no
+   * state; a leaf of a state that changes meanwhile is merely not used. Returns how many leaves it computed.
    */
-  async warmLeaves(txs: readonly Tx[]): Promise<number> {
-    if (txs.length === 0) return 0;
-    const accounts = blockAccounts(txs, txs[0]!.from);
-    const state = await this.getAccounts(accounts.keys, accounts.bytes);
-    const pairs = accounts.keys.map((k) => [k, state.get(k) ?? EMPTY_ACCOUNT] as const);
+  async warmLeaves(candidates: readonly Tx[], proposer: Uint8Array): Promise<number> {
+    if (candidates.length === 0) return 0;
+    const accounts = blockAccounts(candidates, proposer);
+    const pre = await this.getAccounts(accounts.keys, accounts.bytes);
+    const post = new Map(pre);
+    applyCandidates(post, candidates, accounts);
     const stats = { computed: 0 };
-    await leavesFor(this.#leafHasher, pairs, 64, stats);
+    await leavesFor(this.#leafHasher, changedLeafPairs(accounts.keys, pre, post), 64, stats);
     return stats.computed;
   }
 
@@ -689,10 +692,9 @@ export class Chain extends TypedEmitter<ChainEvents> {
       try {
         const pre = new Map<AccountKey, Account>(keys.map((k) => [k, overlay.get(k)!]));
         const { post } = applyBlockTxs(pre, block.txs, block.header.proposer, accounts);
-        // Old and new leaf of every changed account; the missing ones (a peer's block: every new one, and old
-        // ones not seen lately) in one parallel batch.
-        const changed = keys.filter((k) => { const a = pre.get(k)!, b = post.get(k)!; return a.balance !== b.balance || a.nonce !== b.nonce; });
-        const leaves = await leavesFor(this.#leafHasher, changed.flatMap((k) => [[k, pre.get(k)!], [k, post.get(k)!]] as const));
+        // Old and new leaf of every changed account; the missing ones (a peer's block: its new ones, and old
+        // ones not warmed) in one parallel batch.
+        const leaves = await leavesFor(this.#leafHasher, changedLeafPairs(keys, pre, post));
         lattice.replaceLeaves(leaves);
         const root = lattice.root();
         if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);

@@ -116,6 +116,36 @@ export function applyBlockTxs(pre: ReadonlyMap<AccountKey, Account>, txs: readon
   return { post, fees };
 }
 
+/**
+ * Block assembly's state walk (not a validity rule: a block's own transactions must all apply, see
+ * applyBlockTxs): apply `candidates` in order to `state`, skipping any that no longer apply together with
+ * that sender's later ones (their nonces cannot apply either), then credit the fees of those applied to
+ * the proposer. `state` must hold every account `accounts` names (or omit it if empty); it is updated in
+ * place. A producer builds its block from the result, and a node that expects a peer's block of the same
+ * candidates precomputes the leaves that block will need from it.
+ */
+export function applyCandidates<T extends UnsignedTx>(state: AccountMap, candidates: readonly T[], accounts: BlockAccounts): { chosen: T[]; fees: bigint } {
+  const chosen: T[] = [];
+  const skipSender = new Set<AccountKey>();
+  let fees = 0n;
+  for (let i = 0; i < candidates.length; i++) {
+    const tx = candidates[i]!;
+    const from = accounts.from[i]!;
+    if (skipSender.has(from)) continue;
+    try {
+      applyTx(state, tx, from, accounts.to[i]);
+      chosen.push(tx);
+      fees += tx.fee;
+    } catch (e) {
+      if (!(e instanceof RuleError)) throw e;
+      skipSender.add(from);
+    }
+  }
+  const p = getAccount(state, accounts.proposer);
+  state.set(accounts.proposer, { balance: p.balance + fees, nonce: p.nonce });
+  return { chosen, fees };
+}
+
 /** TigerBeetle-style assertion in production code: a block never changes the sum of touched balances. */
 function assertConserved(pre: ReadonlyMap<AccountKey, Account>, post: ReadonlyMap<AccountKey, Account>): void {
   let before = 0n;

@@ -15,7 +15,7 @@ import { concatBytes, toHex, U64_MAX, utf8, writeU32be, writeU64be } from '../en
 import { LruMap } from '../util/lru.js';
 import { wasmAddSub } from './lattice-wasm.js';
 import { sha256, shake256 } from '../crypto/hash.js';
-import { isEmptyAccount, type Account, type AccountKey } from './state.js';
+import { EMPTY_ACCOUNT, isEmptyAccount, type Account, type AccountKey } from './state.js';
 
 export const LATTICE_LANES = 1024;
 export const LATTICE_BYTES = LATTICE_LANES * 2;
@@ -130,6 +130,20 @@ export async function leavesFor(hasher: LeafHasher | undefined, pairs: readonly 
     for (const i of missAt[j]!) out[i] = leaf;
   });
   return out;
+}
+
+/**
+ * [key, before], [key, after] for every account among `keys` whose state differs between `pre` and `post`
+ * (a missing key is the empty account): the leaf pairs a block's lattice update replaces, in key order, as
+ * leavesFor takes them and StateLattice.replaceLeaves consumes its result.
+ */
+export function changedLeafPairs(keys: readonly AccountKey[], pre: ReadonlyMap<AccountKey, Account>, post: ReadonlyMap<AccountKey, Account>): (readonly [AccountKey, Account])[] {
+  const pairs: (readonly [AccountKey, Account])[] = [];
+  for (const k of keys) {
+    const a = pre.get(k) ?? EMPTY_ACCOUNT, b = post.get(k) ?? EMPTY_ACCOUNT;
+    if (a.balance !== b.balance || a.nonce !== b.nonce) pairs.push([k, a], [k, b]);
+  }
+  return pairs;
 }
 
 export class StateLattice {

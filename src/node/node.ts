@@ -33,9 +33,9 @@ import { WsTransport } from '../p2p/transport.js';
 import type { Transport } from '../p2p/transport.js';
 import { systemRandom, type Random } from '../util/random.js';
 import { existsSync, readFileSync } from 'node:fs';
-import { Producer } from './producer.js';
+import { blockCandidates, Producer } from './producer.js';
 import { NodeMetrics } from '../metrics/metrics.js';
-import { slotAt } from '../ledger/schedule.js';
+import { proposerFor, slotAt } from '../ledger/schedule.js';
 
 export interface HostPort { host: string; port: number }
 
@@ -126,6 +126,7 @@ export class MeshNode {
   #mempoolWork: Promise<void> = Promise.resolve();
   #stopping = false;
   #warming: Promise<unknown> | null = null;
+  #warmAgain = false;
 
   private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger, clock: Clock, validator: string | undefined, metrics: NodeMetrics | undefined) {
     this.#db = db;
@@ -233,17 +234,24 @@ export class MeshNode {
   }
 
   /**
-   * After a head change, compute the state-lattice leaves of the accounts the next block will most likely
-   * touch (the mempool's candidates, which peers hold too), in the idle time before it arrives: validating
-   * it then computes only its new leaves. At most one warm-up runs; a head change meanwhile is covered by
-   * the next one.
+   * After a head change, compute in the idle time before the next block arrives the state-lattice leaves
+   * that block will most likely need: those of a block of our mempool's candidates by the next slot's
+   * proposer (Chain.warmLeaves). Validating that block then mostly finds its leaves computed. At most one
+   * warm-up runs; a head change during it starts one more when it ends.
    */
   #warmLeaves(): void {
-    if (this.#warming || this.#stopping || this.mempool.size === 0) return;
-    const p = this.chain.genesis.params;
-    this.#warming = this.chain.warmLeaves(this.mempool.candidates(p.maxBlockTxs, p.maxBlockBytes))
+    if (this.#stopping) return;
+    if (this.#warming) { this.#warmAgain = true; return; }
+    this.#warmAgain = false;
+    if (this.mempool.size === 0) return;
+    const g = this.chain.genesis;
+    const next = Math.max(this.chain.head.slot, slotAt(g, this.#clock.now())) + 1;
+    this.#warming = this.chain.warmLeaves(blockCandidates(this.mempool, g.params), proposerFor(g, next))
       .catch((e) => this.#log.debug('leaf warm-up failed', { error: e }))
-      .finally(() => { this.#warming = null; });
+      .finally(() => {
+        this.#warming = null;
+        if (this.#warmAgain) this.#warmLeaves();
+      });
   }
 
   async #startRpc(addr: HostPort, limits: RpcLimits, datadir: string): Promise<void> {

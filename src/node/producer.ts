@@ -5,10 +5,10 @@
  */
 import { bytesEqual } from '../encoding/bytes.js';
 import { buildBlock, type Block } from '../ledger/block.js';
-import { RuleError } from '../ledger/rules.js';
 import { proposerFor, slotAt, slotStart } from '../ledger/schedule.js';
-import { applyTx, blockAccounts, getAccount, type AccountMap } from '../ledger/state.js';
-import { leavesFor, StateLattice } from '../ledger/statehash.js';
+import { applyCandidates, blockAccounts, type AccountMap } from '../ledger/state.js';
+import { changedLeafPairs, leavesFor, StateLattice } from '../ledger/statehash.js';
+import type { Genesis } from '../ledger/genesis.js';
 import type { Tx } from '../ledger/tx.js';
 import type { BlockEntry, Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
@@ -118,10 +118,13 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   /** Build and sign a block for `slot` on the current head from the mempool's best candidates. */
   build(slot: number): Promise<Block> {
     const { chain, mempool, secretKey, publicKey } = this.#o;
-    const p = chain.genesis.params;
-    const candidates = mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - 4096);
-    return assembleBlock(chain, secretKey, publicKey, slot, candidates);
+    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis.params));
   }
+}
+
+/** What a producer offers its next block: the mempool's best candidates within the block limits (less the header's room). */
+export function blockCandidates(mempool: Mempool, p: Genesis['params']): Tx[] {
+  return mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - 4096);
 }
 
 /**
@@ -133,30 +136,10 @@ export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Ui
   return chain.withHead(async (head: BlockEntry, lattice: StateLattice) => {
     const g = chain.genesis;
     const accounts = blockAccounts(candidates, publicKey);
-    const keys = accounts.keys;
-    const state: AccountMap = await chain.getAccounts(keys, accounts.bytes);
+    const state: AccountMap = await chain.getAccounts(accounts.keys, accounts.bytes);
     const pre = new Map(state);
-    const chosen: Tx[] = [];
-    const skipSender = new Set<string>();
-    let fees = 0n;
-    for (let i = 0; i < candidates.length; i++) {
-      const tx = candidates[i]!;
-      const from = accounts.from[i]!;
-      if (skipSender.has(from)) continue;
-      try {
-        applyTx(state, tx, from, accounts.to[i]);
-        chosen.push(tx);
-        fees += tx.fee;
-      } catch (e) {
-        if (!(e instanceof RuleError)) throw e;
-        skipSender.add(from); // its later nonces cannot apply either
-      }
-    }
-    const pk = accounts.proposer;
-    const p = getAccount(state, pk);
-    state.set(pk, { balance: p.balance + fees, nonce: p.nonce });
-    const changed = keys.filter((k) => { const a = getAccount(pre, k), b = getAccount(state, k); return a.balance !== b.balance || a.nonce !== b.nonce; });
-    const leaves = await leavesFor(chain.leafHasher, changed.flatMap((k) => [[k, getAccount(pre, k)], [k, getAccount(state, k)]] as const));
+    const { chosen } = applyCandidates(state, candidates, accounts);
+    const leaves = await leavesFor(chain.leafHasher, changedLeafPairs(accounts.keys, pre, state));
     lattice.replaceLeaves(leaves);
     return buildBlock({
       chainId: g.chainId, height: head.height + 1, slot, parentHash: head.hash, timestamp: slotStart(g, slot),

@@ -448,23 +448,38 @@ test('a datadir of an older database format is refused with what to do; a newer 
   await (await Chain.open({ db, genesis })).close();
 });
 
-test('warmLeaves computes the head-state leaves of the accounts transactions name, once; a block of them then needs only its new leaves', async () => {
-  const { clearLeafCache, leavesFor } = await import('../../../src/ledger/statehash.js');
+test('warmLeaves computes the leaves a block of these candidates by that proposer needs, old and new, once; that block then computes none', async () => {
+  const { changedLeafPairs, clearLeafCache, leavesFor } = await import('../../../src/ledger/statehash.js');
+  const { applyBlockTxs, blockAccounts } = await import('../../../src/ledger/state.js');
+  const { proposerFor } = await import('../../../src/ledger/schedule.js');
   const { chain } = await openTestChain(genesis);
   await grow(chain, V, 1, 1, () => [transfer(alice, carol, 5n, 0n)]);
-  const txs = [transfer(alice, bob, 10n, 1n), transfer(bob, dave, 3n, 0n), transfer(carol, alice, 1n, 0n)];
+  // The third cannot apply (dave holds only the 3 bob sends), so assembly skips it, and dave's later one too.
+  const candidates = [transfer(alice, bob, 10n, 1n), transfer(bob, dave, 3n, 0n), transfer(dave, carol, 10n, 0n), transfer(dave, carol, 1n, 1n), transfer(carol, alice, 1n, 0n)];
+  const slot = chain.head.slot + 1;
+  const block = await buildBlock(chain, V, slot, candidates); // the proposer's block (its assembly computes leaves here too)
+  assert.equal(block.txs.length, 3);
+  const proposer = proposerFor(genesis, slot);
+  const needed = async () => {
+    const accounts = blockAccounts(block.txs, proposer);
+    const pre = await chain.getAccounts(accounts.keys, accounts.bytes);
+    const stats = { computed: 0 };
+    await leavesFor(undefined, changedLeafPairs(accounts.keys, pre, applyBlockTxs(pre, block.txs, proposer, accounts).post), 64, stats);
+    return stats.computed;
+  };
   clearLeafCache();
-  // alice, bob, carol exist; dave does not (an empty account has no leaf).
-  assert.equal(await chain.warmLeaves(txs), 3);
-  assert.equal(await chain.warmLeaves(txs), 0, 'all cached now');
-  assert.equal(await chain.warmLeaves([]), 0);
-  const pre = await chain.getAccounts([alice, bob, carol].map((k) => toHex(k.publicKey)));
-  const stats = { computed: 0 };
-  await leavesFor(undefined, [...pre], 64, stats);
-  assert.equal(stats.computed, 0, 'the old leaves a block of these transactions needs are there');
-  // And the block itself still validates and connects (warm leaves are the same pure function).
-  const [b] = await grow(chain, V, 1, 1, () => txs);
-  assert.equal(chain.head.hashHex, b!.header.hashHex);
+  // Old leaves: alice, bob, carol (dave and the proposer are empty before); new: those and dave, proposer.
+  assert.equal(await chain.warmLeaves(candidates, proposer), 8);
+  assert.equal(await chain.warmLeaves(candidates, proposer), 0, 'all cached now');
+  assert.equal(await chain.warmLeaves([], proposer), 0);
+  assert.equal(await needed(), 0, 'every leaf the proposer\'s block needs was computed by the warm-up');
+  // Another proposer: only its own leaf (the fee credit) differs.
+  clearLeafCache();
+  await chain.warmLeaves(candidates, proposerFor(genesis, slot + 1));
+  assert.equal(await needed(), 1);
+  // And the block validates and connects on warm leaves (the same pure function).
+  assert.equal((await chain.addBlock(block)).status, 'connected');
+  assert.equal(chain.head.hashHex, block.header.hashHex);
 });
 
 // ---- persistence -------------------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { toHex, U64_MAX } from '../../../src/encoding/bytes.js';
 import type { Rule } from '../../../src/ledger/rules.js';
 import {
-  applyBlockTxs, applyTx, EMPTY_ACCOUNT, encodeAccountValue, getAccount, isEmptyAccount, touchedAccounts,
+  applyBlockTxs, applyCandidates, applyTx, blockAccounts, EMPTY_ACCOUNT, encodeAccountValue, getAccount, isEmptyAccount, touchedAccounts,
   type Account, type AccountMap,
 } from '../../../src/ledger/state.js';
 import type { UnsignedTx } from '../../../src/ledger/tx.js';
@@ -195,4 +195,27 @@ test('encodeAccountValue is the canonical [balance, nonce] and EMPTY_ACCOUNT is 
   assert.ok(isEmptyAccount(EMPTY_ACCOUNT));
   assert.ok(!isEmptyAccount(acct(0n, 1n)));
   assert.ok(!isEmptyAccount(acct(1n, 0n)));
+});
+
+// ---- applyCandidates (block assembly) ----------------------------------------------------------------
+
+test('applyCandidates skips a candidate that does not apply and that sender\'s later ones, credits only applied fees, and its choice is a valid block', () => {
+  const pre: AccountMap = new Map([[a, acct(100n)], [b, acct(5n)]]);
+  const candidates = [
+    tx(ALICE, BOB, 10n, 0n, 2n),
+    tx(BOB, CAROL, 50n, 0n, 1n), // bob cannot pay 51 …
+    tx(ALICE, CAROL, 5n, 1n, 3n),
+    tx(BOB, CAROL, 1n, 1n, 1n), // … so his nonce 1 is skipped too, though bob could pay it
+    tx(ALICE, ALICE, 1n, 5n, 1n), // a nonce gap: skipped, alice's later ones with it
+    tx(ALICE, BOB, 1n, 2n, 1n),
+  ];
+  const state = new Map(pre);
+  const { chosen, fees } = applyCandidates(state, candidates, blockAccounts(candidates, PROPOSER));
+  assert.deepEqual(chosen, [candidates[0], candidates[2]]);
+  assert.equal(fees, 5n);
+  assert.deepEqual(getAccount(state, a), acct(80n, 2n));
+  assert.deepEqual(getAccount(state, b), acct(15n));
+  assert.deepEqual(getAccount(state, p), acct(5n));
+  // The chosen list applies as a block, to the same post-state.
+  assert.deepEqual(snapshot(applyBlockTxs(pre, chosen, PROPOSER).post), snapshot(state));
 });
