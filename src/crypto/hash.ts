@@ -10,5 +10,7 @@ export function sha256(data: Uint8Array): Uint8Array {
 
 /** SHAKE256 with a chosen output length (used to expand account leaves into the state lattice). */
 export function shake256(data: Uint8Array, outputLength: number): Uint8Array {
-  return new Uint8Array(crypto.createHash('shake256', { outputLength }).update(data).digest());
+  // A view of the digest's own buffer: `new Uint8Array(buffer)` would copy it into a second allocation.
+  const d = crypto.createHash('shake256', { outputLength }).update(data).digest();
+  return new Uint8Array(d.buffer, d.byteOffset, d.length);
 }
