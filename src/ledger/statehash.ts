@@ -81,7 +81,10 @@ function writeCanonicalUint(out: Uint8Array, p: number, v: bigint): number {
 /**
  * Leaves are carved out of small shared slabs: one ArrayBuffer per leaf (2 KiB, off the V8 heap) cost
  * ~3 µs to allocate and track, more than a third of the SHAKE256 that fills it. A slab is freed by the GC
- * once none of its leaves is referenced; it is never reused, so a leaf's bytes never change.
+ * once none of its leaves is referenced; it is never reused, so a leaf's bytes never change. The price is
+ * retention: one live leaf keeps its slab's 32 KiB. Leaves are stored in the order a block needs them and
+ * the cache turns over within a few busy blocks, so slabs die together; the bound, every cached leaf in a
+ * slab of its own, is 16 × the cache's 16 MiB.
  */
 const SLAB_LEAVES = 16;
 let slab: ArrayBuffer | undefined;
