@@ -377,16 +377,19 @@ export class Chain extends TypedEmitter<ChainEvents> {
    * its mempool's next-block candidates and the next slot's proposer, whose mempool holds mostly the same
    * transactions: validating that proposer's block then finds its leaves computed, wholly where its
    * transactions are ours, per account where they differ. Pure memoisation of a pure function: no lock, no
-   * state; a leaf of a state that changes meanwhile is merely not used. Returns how many leaves it computed.
+   * state; a leaf of a state that changes meanwhile is merely not used. Background work: the leaves go out
+   * in chunks of `chunk` pairs, and it stops before any step where `proceed()` says no (the node's answer:
+   * the pool has other work, or the head moved). Returns how many leaves it computed.
    */
-  async warmLeaves(candidates: readonly Tx[], proposer: Uint8Array): Promise<number> {
-    if (candidates.length === 0) return 0;
+  async warmLeaves(candidates: readonly Tx[], proposer: Uint8Array, proceed: () => boolean = () => true, chunk = 256): Promise<number> {
+    if (candidates.length === 0 || !proceed()) return 0;
     const accounts = blockAccounts(candidates, proposer);
     const pre = await this.getAccounts(accounts.keys, accounts.bytes);
     const post = new Map(pre);
     applyCandidates(post, candidates, accounts);
+    const pairs = changedLeafPairs(accounts.keys, pre, post);
     const stats = { computed: 0 };
-    await leavesFor(this.#leafHasher, changedLeafPairs(accounts.keys, pre, post), 64, stats);
+    for (let i = 0; i < pairs.length && proceed(); i += chunk) await leavesFor(this.#leafHasher, pairs.slice(i, i + chunk), 64, stats);
     return stats.computed;
   }
 

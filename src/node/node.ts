@@ -236,17 +236,27 @@ export class MeshNode {
   /**
    * After a head change, compute in the idle time before the next block arrives the state-lattice leaves
    * that block will most likely need: those of a block of our mempool's candidates by the next slot's
-   * proposer (Chain.warmLeaves). Validating that block then mostly finds its leaves computed. At most one
-   * warm-up runs; a head change during it starts one more when it ends.
+   * proposer (Chain.warmLeaves). Validating that block then mostly finds its leaves computed. Idle time
+   * only: on the worker pool (never this thread), in small chunks, and only while the pool has nothing
+   * else queued and the head has not moved. Measured: without those conditions, a loaded 4-validator
+   * devnet on 2 cores confirmed 900 instead of 1,855 tx/s at 2,000 offered (the warm-up's leaves queued
+   * ahead of signature checks and blocks finished late). At most one warm-up runs; a head change during it
+   * starts one more when it ends.
    */
   #warmLeaves(): void {
-    if (this.#stopping) return;
+    const pool = this.chain.leafHasher;
+    if (this.#stopping || !(pool instanceof WorkerVerifier)) return;
     if (this.#warming) { this.#warmAgain = true; return; }
     this.#warmAgain = false;
     if (this.mempool.size === 0) return;
     const g = this.chain.genesis;
-    const next = Math.max(this.chain.head.slot, slotAt(g, this.#clock.now())) + 1;
-    this.#warming = this.chain.warmLeaves(blockCandidates(this.mempool, g.params), proposerFor(g, next))
+    const head = this.chain.head;
+    const next = Math.max(head.slot, slotAt(g, this.#clock.now())) + 1;
+    const idle = () => !this.#stopping && this.chain.head === head && pool.pending === 0;
+    if (!idle()) return;
+    const t0 = this.#clock.now();
+    this.#warming = this.chain.warmLeaves(blockCandidates(this.mempool, g.params), proposerFor(g, next), idle)
+      .then((computed) => this.#log.debug('leaf warm-up', { computed, ms: this.#clock.now() - t0 }))
       .catch((e) => this.#log.debug('leaf warm-up failed', { error: e }))
       .finally(() => {
         this.#warming = null;

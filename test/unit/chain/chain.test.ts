@@ -472,6 +472,13 @@ test('warmLeaves computes the leaves a block of these candidates by that propose
   assert.equal(await chain.warmLeaves(candidates, proposer), 8);
   assert.equal(await chain.warmLeaves(candidates, proposer), 0, 'all cached now');
   assert.equal(await chain.warmLeaves([], proposer), 0);
+  // Background work stops where `proceed` says no: before anything, or between chunks.
+  clearLeafCache();
+  assert.equal(await chain.warmLeaves(candidates, proposer, () => false), 0);
+  let calls = 0;
+  const partial = await chain.warmLeaves(candidates, proposer, () => ++calls <= 2, 2); // the start and one chunk of 2 pairs
+  assert.ok(partial >= 1 && partial <= 2, `one chunk computed ${partial}`);
+  assert.equal(await chain.warmLeaves(candidates, proposer, () => true, 2), 8 - partial, 'the rest, chunk by chunk');
   assert.equal(await needed(), 0, 'every leaf the proposer\'s block needs was computed by the warm-up');
   // Another proposer: only its own leaf (the fee credit) differs.
   clearLeafCache();
