@@ -165,8 +165,74 @@ function listCountAt(f: Uint8Array, index: number): number | undefined {
   return undefined;
 }
 
+/**
+ * The fast path for the two bulk frames, TXS [3, [bytes…]] and BLOCKS [11, reqId, [bytes…]]: reads the one
+ * canonical layout (shortest-form headers and integers, nothing after the list) directly, without
+ * MessagePack decoding and the re-encode check. Accept-only, like decodeTxStrict: any other input, valid or
+ * not, returns undefined and the general decoder decides, so this cannot change what is accepted or how a
+ * rejection reads (property-tested against the general decoder). Transactions come back as views into the
+ * frame (decodeTx keeps none of them); blocks as copies, since a block may be kept long after its frame.
+ */
+export function decodeBinListFrame(f: Uint8Array, type: typeof MSG.TXS | typeof MSG.BLOCKS): Message | undefined {
+  const n = f.length;
+  const be = (at: number, k: number): number => {
+    let v = 0;
+    for (let i = 0; i < k; i++) v = v * 256 + f[at + i]!;
+    return v;
+  };
+  let p: number;
+  let reqId = 0;
+  if (type === MSG.TXS) {
+    if (n < 3 || f[0] !== 0x92 || f[1] !== MSG.TXS) return undefined;
+    p = 2;
+  } else {
+    if (n < 4 || f[0] !== 0x93 || f[1] !== MSG.BLOCKS) return undefined;
+    const c = f[2]!; // reqId: a canonical uint below 2^32
+    if (c < 0x80) { reqId = c; p = 3; }
+    else if (c === 0xcc && n > 4 && f[3]! >= 0x80) { reqId = f[3]!; p = 4; }
+    else if (c === 0xcd && n > 5 && (reqId = be(3, 2)) >= 0x100) p = 5;
+    else if (c === 0xce && n > 7 && (reqId = be(3, 4)) >= 0x10000) p = 7;
+    else return undefined;
+  }
+  // The list header, in its shortest form.
+  const h = f[p]!;
+  let count: number;
+  if (h >= 0x90 && h <= 0x9f) { count = h & 0x0f; p += 1; }
+  else if (h === 0xdc && p + 3 <= n && (count = be(p + 1, 2)) >= 16) p += 3;
+  else if (h === 0xdd && p + 5 <= n && (count = be(p + 1, 4)) >= 0x10000) p += 5;
+  else return undefined;
+  if (count > (type === MSG.TXS ? MAX_TXS_PER_MSG : MAX_GET_BLOCKS)) return undefined;
+  const items: Uint8Array[] = new Array(count);
+  for (let i = 0; i < count; i++) {
+    if (p >= n) return undefined;
+    const b = f[p]!;
+    let len: number;
+    if (b === 0xc4 && p + 2 <= n) { len = f[p + 1]!; p += 2; }
+    else if (b === 0xc5 && p + 3 <= n && (len = be(p + 1, 2)) >= 0x100) p += 3;
+    else if (b === 0xc6 && p + 5 <= n && (len = be(p + 1, 4)) >= 0x10000) p += 5;
+    else return undefined;
+    if (p + len > n) return undefined;
+    // Plain Uint8Arrays, as the general decoder gives (f may be a Buffer, whose slice() would not copy).
+    const view = new Uint8Array(f.buffer, f.byteOffset + p, len);
+    items[i] = type === MSG.TXS ? view : new Uint8Array(view);
+    p += len;
+  }
+  if (p !== n) return undefined;
+  return type === MSG.TXS ? { type, txs: items } : { type, reqId, blocks: items };
+}
+
 /** Decode one frame. Throws ProtocolError naming what was wrong. */
 export function decodeMessage(frame: Uint8Array, limits: Record<number, number>): Message {
+  const t = frame.length > 1 ? frame[1] : undefined;
+  if ((t === MSG.TXS || t === MSG.BLOCKS) && frame.length <= limits[t]!) {
+    const fast = decodeBinListFrame(frame, t);
+    if (fast) return fast;
+  }
+  return decodeMessageGeneric(frame, limits);
+}
+
+/** The general decoder: canonical MessagePack, then the fields; decides every frame and names the fault. */
+export function decodeMessageGeneric(frame: Uint8Array, limits: Record<number, number>): Message {
   if (frame.length === 0) bad('empty frame');
   // Cheap pre-checks of the type byte and of a list's item count, so an oversized frame, or one holding
   // far more items than its type allows, is refused before it is parsed.

@@ -27,7 +27,7 @@ import { merkleRoot } from '../../src/ledger/merkle.js';
 import { RULES, RuleError, type Rule } from '../../src/ledger/rules.js';
 import { slotStart } from '../../src/ledger/schedule.js';
 import { decodeTx, decodeTxGeneric, decodeTxStrict, signTx, txVerifyItem, type Tx } from '../../src/ledger/tx.js';
-import { decodeMessage, encodeMessage, MSG, ProtocolError, sizeLimits, type Message } from '../../src/p2p/messages.js';
+import { decodeBinListFrame, decodeMessage, decodeMessageGeneric, encodeMessage, MSG, ProtocolError, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { makeGenesis, testKeys } from '../helpers/fixtures.js';
 
 const MAX_BLOCK_BYTES = 4 * 1024 * 1024;
@@ -695,6 +695,45 @@ test('(b) P2P frames: mutants are rejected, or decode to a message whose encodin
     checkMutant<Message>('message', frame, mutate(frame, m), t);
   }), { numRuns: 3000, includeErrorInReport: true });
   assertWorked('message', t, 200);
+});
+
+test('TXS/BLOCKS fast path: it takes every valid bulk frame, header-width boundaries included, and accepts nothing the general decoder rejects or reads otherwise', () => {
+  const generalOf = (f: Uint8Array): Message | undefined => {
+    try { return decodeMessageGeneric(f, LIMITS); } catch (e) { assert.ok(e instanceof ProtocolError, describeError(e)); return undefined; }
+  };
+  const lens = fc.constantFrom(0, 1, 31, 255, 256, 300);
+  const item = lens.chain((n) => fc.uint8Array({ minLength: n, maxLength: n }));
+  const counts = fc.constantFrom(0, 1, 15, 16, 17);
+  const reqIds = fc.constantFrom(0, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 2 ** 32 - 1, 2 ** 32, Number.MAX_SAFE_INTEGER);
+  const bulk: fc.Arbitrary<Message> = fc.oneof(
+    counts.chain((n) => fc.array(item, { minLength: n, maxLength: n })).map((txs): Message => ({ type: MSG.TXS, txs })),
+    fc.tuple(reqIds, counts.chain((n) => fc.array(item, { minLength: n, maxLength: n }))).map(([reqId, blocks]): Message => ({ type: MSG.BLOCKS, reqId, blocks })),
+  );
+  let fastAccepted = 0, fastDeclined = 0;
+  const check = (f: Uint8Array) => {
+    const t = f[1] === MSG.TXS ? MSG.TXS : MSG.BLOCKS;
+    const fast = decodeBinListFrame(f, t);
+    if (!fast) { fastDeclined++; return; }
+    fastAccepted++;
+    const g = generalOf(f);
+    assert.ok(g, `the fast path accepted ${hex(f).slice(0, 80)}…, which the general decoder rejects`);
+    assert.deepEqual(fast, g);
+  };
+  fc.assert(fc.property(bulk, (msg) => {
+    const frame = encodeMessage(msg);
+    const fast = decodeBinListFrame(frame, msg.type as typeof MSG.TXS | typeof MSG.BLOCKS);
+    // Every valid bulk frame is the fast path's, except BLOCKS with a reqId of 2^32 or more (left to the general decoder).
+    if (msg.type === MSG.TXS || (msg.type === MSG.BLOCKS && msg.reqId < 2 ** 32)) assert.ok(fast, `the fast path left a valid frame to the general decoder: ${hex(frame).slice(0, 80)}`);
+    if (fast) assert.deepEqual(fast, msg);
+    assert.deepEqual(decodeMessage(frame, LIMITS), msg);
+  }), { numRuns: 400 });
+  fc.assert(fc.property(bulk, mutationArb, (msg, m) => check(mutate(encodeMessage(msg), m))), { numRuns: 3000 });
+  assert.ok(fastAccepted > 100 && fastDeclined > 1000, `mutations too weak: fast accepted ${fastAccepted}, declined ${fastDeclined}`);
+  // Blocks come back as copies (a block may outlive its frame), transactions as views.
+  const frame = encodeMessage({ type: MSG.BLOCKS, reqId: 1, blocks: [new Uint8Array([1, 2, 3])] });
+  const got = decodeBinListFrame(frame, MSG.BLOCKS) as Extract<Message, { type: typeof MSG.BLOCKS }>;
+  frame[frame.length - 1] = 9;
+  assert.deepEqual([...got.blocks[0]!], [1, 2, 3]);
 });
 
 test('(b) canonical values: structural mutants (non-minimal forms, floats, swaps, lengths) are rejected or re-encode exactly', () => {
