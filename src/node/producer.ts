@@ -98,11 +98,17 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     this.#lastSlot = Math.max(this.#lastSlot, slot);
     try {
       if (slot > this.#o.chain.head.slot) {
+        const clock = this.#o.clock;
+        const t0 = clock.now();
         const block = await this.build(slot);
         if (this.#stopped) return;
+        const t1 = clock.now();
         const res = await this.#o.chain.addBlock(block);
         this.produced++;
-        this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status });
+        // When it started after the slot's start, and how long building and connecting took (operators: a block
+        // that leaves late in its slot reaches the next proposer too late and is orphaned).
+        const timing = { startMs: t0 - slotStart(this.#o.chain.genesis, slot), buildMs: t1 - t0, connectMs: clock.now() - t1 };
+        this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status, ...timing });
         this.emit('block:produced', { block, slot, status: res.status });
         this.#o.onBlock?.(block);
       }
