@@ -79,10 +79,13 @@ export class AddrBook {
     void this.#save(url);
   }
 
-  /** Exponential back-off: 1 s × 2^failures, capped at 5 minutes. */
-  dueForDial(e: AddrEntry, now: number): boolean {
+  /**
+   * Exponential back-off: 1 s × 2^failures, capped at `capMs` (5 minutes; the node passes a short cap while
+   * it has no peer at all, since an isolated node loses nothing by retrying and everything by waiting).
+   */
+  dueForDial(e: AddrEntry, now: number, capMs = 300_000): boolean {
     if (e.self) return false;
-    const backoff = Math.min(300_000, 1000 * 2 ** Math.min(e.failures, 12));
+    const backoff = Math.min(capMs, 1000 * 2 ** Math.min(e.failures, 12));
     return now - e.lastAttempt >= backoff;
   }
 
