@@ -9,14 +9,19 @@ import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { FAULT_PROFILES, Simulation, type FaultProfile, type SimResult } from '../src/sim/simulation.js';
 
-const { values } = parseArgs({
+const USAGE = `usage: npm run sim -- --seed S [--nodes N] [--slots K] [--faults ${FAULT_PROFILES.join('|')}]
+                      [--byzantine K] [--fail-writes P] [--startup-faults P] [--late-joiners N] [--leavers N] [--load L] [--log] [--json]
+       npm run sim -- --swarm COUNT [--nodes N] [--slots K] [--faults P]`;
+if (process.argv.includes('--help') || process.argv.includes('-h')) { console.log(USAGE); process.exit(0); }
+
+const { values } = (() => { try { return parseArgs({
   options: {
     seed: { type: 'string' }, nodes: { type: 'string' }, slots: { type: 'string' }, faults: { type: 'string' },
     swarm: { type: 'string' }, seeds: { type: 'string' }, log: { type: 'boolean' }, json: { type: 'boolean' },
     byzantine: { type: 'string' }, 'fail-writes': { type: 'string' }, 'startup-faults': { type: 'string' }, 'late-joiners': { type: 'string' }, leavers: { type: 'string' }, load: { type: 'string' },
   },
   strict: true,
-});
+}); } catch (e) { console.error(`${(e as Error).message}\n${USAGE}`); process.exit(2); } })();
 
 const int = (v: string | undefined, d: number, what: string): number => {
   if (v === undefined) return d;
