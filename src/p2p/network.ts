@@ -346,7 +346,11 @@ export class Network extends TypedEmitter<NetEvents> {
     for (const p of this.readyPeers()) this.#send(p, m, true);
   }
 
-  /** Cost a peer score; at the threshold it is disconnected and banned (by node id, persisted). */
+  /**
+   * Cost a peer score; at the threshold it is disconnected and banned (by node id, persisted). A verdict that
+   * arrives after the connection closed still counts: admission overlaps the next messages, so a peer's
+   * invalid transactions may be judged after its invalid block got it banned.
+   */
   penalize(peer: Peer, rule: string, detail: string): void {
     const points = PENALTY[rule] ?? 10;
     peer.score -= points;
@@ -357,7 +361,7 @@ export class Network extends TypedEmitter<NetEvents> {
     // identity the peer proved (AUTH verified): a HELLO merely claims a node id, and banning on that claim
     // would let anyone get an honest node banned by impersonating it.
     this.#disconnect(peer, CLOSE.misbehaving, `misbehaving (${rule}: ${detail})`.slice(0, 120));
-    if (peer.nodeIdHex && peer.authOk) this.ban(peer.nodeIdHex, `${rule}: ${detail}`);
+    if (peer.nodeIdHex && peer.authOk && !this.#isBanned(peer.nodeIdHex)) this.ban(peer.nodeIdHex, `${rule}: ${detail}`);
   }
 
   ban(nodeIdHex: string, reason: string, ms = this.limits.banMs): void {
@@ -709,7 +713,7 @@ export class Network extends TypedEmitter<NetEvents> {
       if (!(e instanceof RuleError)) { failure ??= e; return; }
       if (isProvablyInvalid(e.rule)) {
         this.#rejectedTxs.add(tx.idHex);
-        if (!peer.closed) this.penalize(peer, 'invalid_tx', e.message);
+        this.penalize(peer, 'invalid_tx', e.message);
       }
     }))).then(() => {
       if (failure !== undefined) this.#log.error('peer message handler failed', { peer: peer.label, error: failure });
