@@ -10,7 +10,7 @@
  */
 import { decodeCanonical, encodeCanonical, EncodingError, expectArray, expectBytes, expectString, expectU64 } from '../encoding/canonical.js';
 import { concatBytes, fromHexTrusted, toHex, U64_MAX, utf8 } from '../encoding/bytes.js';
-import { sha256 } from '../crypto/hash.js';
+import { sha256Hex } from '../crypto/hash.js';
 import { sign as ed25519Sign, getPublicKey, type VerifyItem } from '../crypto/ed25519.js';
 import { RuleError } from './rules.js';
 import type { GenesisParams } from './genesis.js';
@@ -90,7 +90,7 @@ class SignedTx implements Tx {
     this.#nonce = compact ? compact.nonce : compactU64(u.nonce);
     this.memo = u.memo;
     this.#raw = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
-    this.idHex = toHex(sha256(bytes));
+    this.idHex = sha256Hex(bytes);
     // [0x99, version, chainId (str header + utf-8), 0xc4 0x20, from(32), 0xc4 0x20, to(32), …, 0xc4 0x40, sig(64)]
     this.#fromAt = chain.fromAt;
     const f = this.#fromAt;
@@ -101,8 +101,8 @@ class SignedTx implements Tx {
 
   /** From the strict decoder's fields (amounts already compact: a number when safe, else the bigint). */
   static fromFields(chainId: string, memo: string, amount: number | bigint, fee: number | bigint, nonce: number | bigint, bytes: Uint8Array, fromAt: number): SignedTx {
-    const u = { chainId, memo, from: bytes.subarray(fromAt, fromAt + 32), to: bytes.subarray(fromAt + 34, fromAt + 66), amount: 0n, fee: 0n, nonce: 0n };
-    return new SignedTx(u, bytes, { amount: compactU64(amount), fee: compactU64(fee), nonce: compactU64(nonce) });
+    // The constructor reads only chainId and memo from `u` when the compact amounts are given.
+    return new SignedTx({ chainId, memo } as UnsignedTx, bytes, { amount: compactU64(amount), fee: compactU64(fee), nonce: compactU64(nonce) });
   }
 
   get amount(): bigint { return BigInt(this.#amount); }
@@ -114,6 +114,30 @@ class SignedTx implements Tx {
   get to(): Uint8Array { return latin1Bytes(this.#raw, this.#fromAt + 34, 32); }
   get signature(): Uint8Array { return latin1Bytes(this.#raw, this.#raw.length - 64, 64); }
   get id(): Uint8Array { return fromHexTrusted(this.idHex); }
+
+  /**
+   * The signature check's input in one pooled allocation written straight from the held string:
+   * [signing prefix | 0x98 | unsigned fields | signature | sender key], the three parts being views of it.
+   * (Admission builds one per transaction; separate copies cost two off-heap buffers each, for the GC.)
+   */
+  verifyItem(): VerifyItem {
+    const raw = this.#raw;
+    const body = raw.length - 67; // the fields between the array header and the signature's bin header
+    const prefix = TX_SIGNING_PREFIX.length;
+    const msgLen = prefix + 1 + body;
+    const buf = Buffer.allocUnsafe(msgLen + 96);
+    buf.set(TX_SIGNING_PREFIX, 0);
+    buf[prefix] = 0x98;
+    buf.write(raw.slice(1, 1 + body), prefix + 1, 'latin1');
+    buf.write(raw.slice(raw.length - 64), msgLen, 'latin1');
+    buf.write(raw.slice(this.#fromAt, this.#fromAt + 32), msgLen + 64, 'latin1');
+    const at = buf.byteOffset;
+    return {
+      message: new Uint8Array(buf.buffer, at, msgLen),
+      signature: new Uint8Array(buf.buffer, at + msgLen, 64),
+      publicKey: new Uint8Array(buf.buffer, at + msgLen + 64, 32),
+    };
+  }
 }
 
 /** Bytes [at, at + n) of a Latin-1 string, as a plain Uint8Array (one pooled copy). */
@@ -261,6 +285,7 @@ export function asRuleError(e: unknown): RuleError {
  * replaced by 0x99 and `c4 40 <64 bytes>` appended, so the message is sliced out without re-encoding.
  */
 export function txVerifyItem(tx: Tx): VerifyItem {
+  if (tx instanceof SignedTx) return tx.verifyItem();
   const b = tx.bytes;
   const unsigned = new Uint8Array(b.length - 66);
   unsigned[0] = 0x98;

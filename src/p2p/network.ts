@@ -630,16 +630,20 @@ export class Network extends TypedEmitter<NetEvents> {
     const peers = this.readyPeers();
     const bodies = new Map<Peer, Uint8Array[]>();
     const invs = new Map<Peer, Uint8Array[]>();
+    const targets: Peer[] = []; // reused: this loop runs per transaction, so it allocates nothing per transaction
     for (const { tx, from } of queue) {
       if (!this.#o.mempool.has(tx.idHex)) continue; // replaced or evicted meanwhile
-      const targets = peers.filter((p) => !p.knownTxs.has(tx.idHex) && p !== from);
-      const push = from ? this.#pick(targets, this.limits.txPushFanout) : new Set(targets); // own txs: push to all
-      for (const p of targets) {
+      targets.length = 0;
+      for (const p of peers) if (p !== from && !p.knownTxs.has(tx.idHex)) targets.push(p);
+      // Own transactions: the body to every peer. Relayed ones: to txPushFanout peers drawn at random, ids to the rest.
+      const push = from ? this.#shuffleFront(targets, this.limits.txPushFanout) : targets.length;
+      for (let i = 0; i < targets.length; i++) {
+        const p = targets[i]!;
         p.knownTxs.add(tx.idHex);
-        const m = push.has(p) ? bodies : invs;
-        const l = m.get(p) ?? [];
-        l.push(push.has(p) ? tx.bytes : tx.id);
-        m.set(p, l);
+        const m = i < push ? bodies : invs;
+        let l = m.get(p);
+        if (!l) m.set(p, (l = []));
+        l.push(i < push ? tx.bytes : tx.id);
       }
     }
     for (const [p, l] of bodies) for (let i = 0; i < l.length; i += MAX_TXS_PER_MSG) this.#send(p, { type: MSG.TXS, txs: l.slice(i, i + MAX_TXS_PER_MSG) }, true);
@@ -707,15 +711,19 @@ export class Network extends TypedEmitter<NetEvents> {
     // message's admission has finished: two consecutive messages overlap, the second's signatures being
     // verified on the worker pool while the first is admitted and written (the mempool keeps call order).
     // Without it the main thread and the workers took turns, each idle ~40 % of a P2P ingest.
-    let failure: unknown;
-    const admission = Promise.all(fresh.map((tx) => this.#o.mempool.add(tx).catch((e) => {
-      this.#txOrigin.delete(tx.idHex);
-      if (!(e instanceof RuleError)) { failure ??= e; return; }
-      if (isProvablyInvalid(e.rule)) {
-        this.#rejectedTxs.add(tx.idHex);
-        this.penalize(peer, 'invalid_tx', e.message);
+    const admission = this.#o.mempool.addMany(fresh).then((results) => {
+      let failure: Error | undefined;
+      for (let i = 0; i < results.length; i++) {
+        const e = results[i];
+        if (!(e instanceof Error)) continue;
+        const tx = fresh[i]!;
+        this.#txOrigin.delete(tx.idHex);
+        if (!(e instanceof RuleError)) { failure ??= e; continue; }
+        if (isProvablyInvalid(e.rule)) {
+          this.#rejectedTxs.add(tx.idHex);
+          this.penalize(peer, 'invalid_tx', e.message);
+        }
       }
-    }))).then(() => {
       if (failure !== undefined) this.#log.error('peer message handler failed', { peer: peer.label, error: failure });
     });
     const w = this.#work.get(peer)!;
@@ -880,13 +888,20 @@ export class Network extends TypedEmitter<NetEvents> {
   }
 
   #pick<T>(items: T[], n: number): Set<T> {
-    if (items.length <= n) return new Set(items);
     const a = [...items];
+    return new Set(a.slice(0, this.#shuffleFront(a, n)));
+  }
+
+  /** Move min(n, length) items drawn uniformly at random to the front of `a` (in place); returns that count. */
+  #shuffleFront<T>(a: T[], n: number): number {
+    if (a.length <= n) return a.length;
     for (let i = 0; i < n; i++) {
       const j = i + this.#o.random.int(a.length - i);
-      [a[i], a[j]] = [a[j]!, a[i]!];
+      const t = a[i]!;
+      a[i] = a[j]!;
+      a[j] = t;
     }
-    return new Set(a.slice(0, n));
+    return n;
   }
 
   /** Test/introspection helper: whether a node id is connected and ready. */

@@ -486,6 +486,66 @@ describe('admission batches', () => {
     assert.deepEqual(seen, [{ id: low.idHex, rule: 'fee_too_low' }]);
   });
 
+  test('addMany answers every transaction in order, refusals as values; a call larger than one batch spans several', async () => {
+    const { mp, db, accepted } = await makePool();
+    const rejected: string[] = [];
+    mp.on('tx:rejected', (e) => rejected.push(e.rule));
+    const good = tx(alice, 0n, 10n);
+    const bad = tx(bob, 0n, 10n);
+    const forged = decodeTx(Uint8Array.from(bad.bytes, (b, i) => (i === bad.bytes.length - 1 ? b ^ 1 : b)));
+    const results = await mp.addMany([good, forged, good, tx(carol, 5n, MIN_FEE - 1n), tx(carol, 0n, 10n)]);
+    assert.equal(results.length, 5);
+    assert.deepEqual(results[0], { id: good.idHex, status: 'accepted' });
+    assert.ok(isRule('bad_signature')(results[1]));
+    assert.deepEqual(results[2], { id: good.idHex, status: 'duplicate' }, 'the same transaction twice in one call');
+    assert.ok(isRule('fee_too_low')(results[3]));
+    assert.equal((results[4] as { status: string }).status, 'accepted');
+    assert.deepEqual(rejected.sort(), ['bad_signature', 'fee_too_low']);
+    assert.deepEqual(accepted, [good.idHex, (results[4] as { id: string }).id], 'tx:accepted once per admitted transaction, in order');
+    assert.equal((await mKeys(db)).size, 2, 'answered only once written');
+    // 1,500 transactions: more than one admission batch (1024), one answer each, in call order.
+    const accounts = new FakeAccounts();
+    const senders = testKeys('mp-many', 30);
+    for (const k of senders) accounts.set(k, 1_000_000n);
+    const { mp: big } = await makePool({ accounts });
+    const many = Array.from({ length: 1500 }, (_, i) => transfer(senders[i % 30]!, dave, 1n, BigInt(Math.floor(i / 30)), { fee: 10n, chainId: genesis.chainId }));
+    const r = await big.addMany(many);
+    assert.deepEqual(r.map((x) => (x instanceof Error ? x.message : x.id)), ids(many));
+    assert.equal(big.size, 1500);
+  });
+
+  test('a failed write: addMany answers the error and rolls the admission back; keepOnWriteFailure keeps and rewrites', async () => {
+    const inner = await openMemory();
+    let failures = 0;
+    const flaky: KV = Object.assign(Object.create(inner) as KV, {
+      batch: async (ops: BatchOp[]) => { if (failures > 0) { failures--; throw new Error('disk full'); } return inner.batch(ops); },
+    });
+    const clock = new ManualClock(0);
+    const mp = new Mempool({ db: flaky, genesis, accounts: rich(), verifier: new InlineVerifier(), sigCache: new SigCache(), clock });
+    const accepted: string[] = [];
+    mp.on('tx:accepted', (t) => accepted.push(t.idHex));
+    const a = tx(alice, 0n, 10n), b = tx(bob, 0n, 10n);
+    failures = 1;
+    const r = await mp.addMany([a, b]);
+    assert.match(String(r[0]), /disk full/);
+    assert.match(String(r[1]), /disk full/);
+    assert.equal(mp.size, 0, 'not on disk, so not admitted');
+    assert.deepEqual(accepted, []);
+    assert.deepEqual((await mp.addMany([a]))[0], { id: a.idHex, status: 'accepted' }, 'a resubmission is admitted');
+    // An abandoned block's transaction is kept in memory and its write retried on the clock.
+    failures = 1;
+    const kept = await mp.addMany([b], { keepOnWriteFailure: true });
+    assert.deepEqual(kept[0], { id: b.idHex, status: 'accepted' });
+    assert.ok(mp.has(b.idHex));
+    assert.deepEqual(accepted, [a.idHex, b.idHex]);
+    assert.equal((await mKeys(inner)).has(b.idHex), false);
+    clock.advance(1_000);
+    await mp.flush();
+    await new Promise((res) => setImmediate(res));
+    await mp.flush();
+    assert.equal((await mKeys(inner)).has(b.idHex), true, 'written by the retry');
+  });
+
   test('a failing account read rejects that batch only; the next batch is admitted', async () => {
     const accounts = rich();
     let fail = true;
