@@ -100,14 +100,15 @@ export class Producer extends TypedEmitter<ProducerEvents> {
       if (slot > this.#o.chain.head.slot) {
         const clock = this.#o.clock;
         const t0 = clock.now();
-        const block = await this.build(slot);
+        const phases: AssemblyPhases = {};
+        const block = await this.build(slot, phases);
         if (this.#stopped) return;
         const t1 = clock.now();
         const res = await this.#o.chain.addBlock(block);
         this.produced++;
         // When it started after the slot's start, and how long building and connecting took (operators: a block
         // that leaves late in its slot reaches the next proposer too late and is orphaned).
-        const timing = { startMs: t0 - slotStart(this.#o.chain.genesis, slot), buildMs: t1 - t0, connectMs: clock.now() - t1 };
+        const timing = { startMs: t0 - slotStart(this.#o.chain.genesis, slot), buildMs: t1 - t0, connectMs: clock.now() - t1, build: phases };
         this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status, ...timing });
         this.emit('block:produced', { block, slot, status: res.status });
         this.#o.onBlock?.(block);
@@ -122,9 +123,9 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   }
 
   /** Build and sign a block for `slot` on the current head from the mempool's best candidates. */
-  build(slot: number): Promise<Block> {
+  build(slot: number, phases?: AssemblyPhases): Promise<Block> {
     const { chain, mempool, secretKey, publicKey } = this.#o;
-    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis.params));
+    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis.params), phases);
   }
 }
 
@@ -138,18 +139,33 @@ export function blockCandidates(mempool: Mempool, p: Genesis['params']): Tx[] {
  * skipping any that no longer apply (and the sender's later ones), credit fees, compute both roots.
  * Runs under the chain's lock so head, lattice and accounts form one consistent snapshot.
  */
-export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Uint8Array, slot: number, candidates: readonly Tx[]): Promise<Block> {
+export function assembleBlock(chain: Chain, secretKey: Uint8Array, publicKey: Uint8Array, slot: number, candidates: readonly Tx[], phases?: AssemblyPhases): Promise<Block> {
+  const lap = stopwatch(chain.clock);
   return chain.withHead(async (head: BlockEntry, lattice: StateLattice) => {
     const g = chain.genesis;
+    const lockMs = lap();
     const accounts = blockAccounts(candidates, publicKey);
     const state: AccountMap = await chain.getAccounts(accounts.keys, accounts.bytes);
+    const readMs = lap();
     const pre = new Map(state);
     const { chosen } = applyCandidates(state, candidates, accounts);
+    const applyMs = lap();
     const leaves = await leavesFor(chain.leafHasher, changedLeafPairs(accounts.keys, pre, state));
     lattice.replaceLeaves(leaves);
-    return buildBlock({
+    const leavesMs = lap();
+    const block = buildBlock({
       chainId: g.chainId, height: head.height + 1, slot, parentHash: head.hash, timestamp: slotStart(g, slot),
       stateRoot: lattice.root(), proposer: publicKey,
     }, chosen, secretKey);
+    if (phases) Object.assign(phases, { lockMs, readMs, applyMs, leavesMs, sealMs: lap() });
+    return block;
   });
+}
+
+/** Where a block's assembly spent its time (ms; logged with each produced block). */
+export interface AssemblyPhases { lockMs?: number; readMs?: number; applyMs?: number; leavesMs?: number; sealMs?: number }
+
+function stopwatch(clock: Clock): () => number {
+  let t = clock.now();
+  return () => { const n = clock.now(); const d = n - t; t = n; return d; };
 }

@@ -467,6 +467,32 @@ test('WorkerVerifier gives exactly the consensus verdicts (edge cases, wrong len
   assert.throws(() => new WorkerVerifier(0), RangeError);
 });
 
+test('WorkerVerifier: leaf expansions overtake queued signature checks; queued checks count as pending', async () => {
+  const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
+  const seed = seedFrom('pool-priority');
+  const m = utf8('priority');
+  const item: VerifyItem = { signature: sign(m, seed), message: m, publicKey: getPublicKey(seed) };
+  const v = new WorkerVerifier(2);
+  try {
+    const order: string[] = [];
+    const checks = v.verifyBatch(Array.from({ length: 4000 }, () => item)).then((r) => { order.push('checks'); return r; });
+    // Only a few parts are on the workers; the rest wait in the pool and still count as pending.
+    assert.equal(v.pending, 4000);
+    const leaves = v.expandLeaves([utf8('a'), utf8('b'), utf8('c')]).then((r) => { order.push('leaves'); return r; });
+    const [verdicts] = await Promise.all([checks, leaves]);
+    assert.deepEqual(order, ['leaves', 'checks'], 'the leaves did not wait for the whole signature backlog');
+    assert.equal(verdicts.length, 4000);
+    assert.ok(verdicts.every((x) => x === true));
+    assert.equal(v.pending, 0);
+    // Closing with checks still queued answers them (on this thread), in order.
+    const late = v.verifyBatch([item, { ...item, message: utf8('other') }, item]);
+    await v.close();
+    assert.deepEqual(await late, [true, false, true]);
+  } finally {
+    await v.close();
+  }
+});
+
 test('WorkerVerifier.expandLeaves equals SHAKE256→2048 on this thread, and prefetched leaves give the same lattice', async () => {
   const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
   const { shake256 } = await import('../../../src/crypto/hash.js');
