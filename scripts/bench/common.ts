@@ -107,14 +107,28 @@ parentPort.postMessage('ready');
 /** `threads` worker threads verifying at once (raw node:crypto, as above); returns the summed rate. */
 export async function rawVerifyRateWorkers(items: RawItem[], threads: number, ms: number): Promise<number> {
   const workers = Array.from({ length: threads }, () => new Worker(WORKER_SRC, { eval: true, workerData: { items, ms } }));
+  // Every wait is bounded and a worker that exits early is an error: a full `npm run bench` once sat for
+  // its 15-minute limit in this function's phase at 0 % CPU, and a hang must say where it is.
+  const bounded = <T>(p: Promise<T>, what: string): Promise<T> => {
+    let timer: NodeJS.Timeout | undefined;
+    const limit = new Promise<never>((_, rej) => { timer = setTimeout(() => rej(new Error(`raw verify workers: no ${what} after ${60_000 + 5 * ms} ms`)), 60_000 + 5 * ms); });
+    return Promise.race([p, limit]).finally(() => clearTimeout(timer));
+  };
+  const next = (w: Worker) => new Promise<unknown>((res, rej) => {
+    const onExit = (code: number) => rej(new Error(`raw verify worker exited (code ${code}) before answering`));
+    w.once('message', (m) => { w.off('exit', onExit); res(m); });
+    w.once('error', rej);
+    w.once('exit', onExit);
+  });
   try {
-    await Promise.all(workers.map((w) => new Promise<void>((res, rej) => { w.once('message', () => res()); w.once('error', rej); })));
-    const done = workers.map((w) => new Promise<{ n: number; ms: number }>((res, rej) => { w.once('message', res); w.once('error', rej); }));
+    await bounded(Promise.all(workers.map(next)), 'ready message');
+    const done = workers.map((w) => next(w) as Promise<{ n: number; ms: number }>);
     for (const w of workers) w.postMessage('go');
-    const r = await Promise.all(done);
+    const r = await bounded(Promise.all(done), 'result');
     return r.reduce((s, x) => s + x.n / (x.ms / 1000), 0);
   } finally {
-    await Promise.all(workers.map((w) => w.terminate()));
+    // A worker exits by itself once it has answered; terminating it at that moment must not hold the run.
+    await Promise.race([Promise.all(workers.map((w) => w.terminate().catch(() => {}))), new Promise((r) => setTimeout(r, 5_000).unref())]);
   }
 }
 

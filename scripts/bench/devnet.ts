@@ -51,6 +51,7 @@ const t00 = nowMs();
 const log = (s: string) => console.log(`[${((nowMs() - t00) / 1000).toFixed(1).padStart(6)} s] ${s}`);
 
 // ---- limit: raw verify on 2 worker threads, before the nodes start and after they stop (mean)
+log('measuring the limit (raw verify on 2 worker threads) before starting the nodes');
 const rawItems = makeRawItems(SMOKE ? 100 : 1000);
 const raw2Before = await rawVerifyRateWorkers(rawItems, 2, VERIFY_MS);
 log(`limit: raw node:crypto verify on 2 worker threads ${raw2Before.toFixed(0)}/s (before) → ÷ ${N} nodes = ${(raw2Before / N).toFixed(0)} tx/s`);
