@@ -250,11 +250,19 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   /** Wait for the writes a group's answers depend on; roll back (or keep, see AddOptions) what failed to land. */
   async #settleWrites(txs: readonly Tx[], { results, writes }: AddGroup, opts: AddOptions): Promise<(AddResult | Error)[]> {
-    // Usually one distinct write per admission batch.
+    // Usually one distinct write (an RPC call's single transaction; a P2P message admitted in one batch).
     const failed = new Map<Promise<void>, Error>();
-    const distinct = new Set<Promise<void>>();
-    for (const w of writes) if (w) distinct.add(w);
-    await Promise.all([...distinct].map((w) => w.catch((e: unknown) => { failed.set(w, toError(e)); })));
+    let first: Promise<void> | undefined;
+    let more: Set<Promise<void>> | undefined;
+    for (const w of writes) {
+      if (!w || w === first) continue;
+      if (!first) first = w;
+      else (more ??= new Set([first])).add(w);
+    }
+    if (more) await Promise.all([...more].map((w) => w.catch((e: unknown) => { failed.set(w, toError(e)); })));
+    else if (first) {
+      try { await first; } catch (e) { failed.set(first, toError(e)); }
+    }
     const rollback: Tx[] = [];
     for (let i = 0; i < txs.length; i++) {
       const r = results[i]!;

@@ -223,7 +223,12 @@ function parseHistoryCursor(cursor: string): HistoryPosition {
 /** Hex (optionally 0x-prefixed; tried first) or canonical base64; the schema already restricted the alphabet. */
 export function parseTxBytes(s: string): Uint8Array {
   const hex = s.startsWith('0x') ? s.slice(2) : s;
-  if (/^([0-9a-fA-F]{2})+$/.test(hex)) return fromHex(hex.toLowerCase());
+  if (hex.length > 0 && hex.length % 2 === 0) {
+    // Buffer's hex decoder (either case) stops at the first pair that is not hex: all of it decoded = it is hex.
+    // (Two regular expressions over every submitted transaction were ~4 % of an HTTP ingest's main thread.)
+    const b = Buffer.from(hex, 'hex');
+    if (b.length * 2 === hex.length) return new Uint8Array(b.buffer, b.byteOffset, b.length);
+  }
   const b = Buffer.from(s, 'base64');
   if (b.toString('base64') !== s) throw RpcError.invalidParams('"tx" is neither hex nor canonical base64', { param: 'tx' });
   return new Uint8Array(b);
