@@ -32,6 +32,7 @@
 import crypto from 'node:crypto';
 import * as ed from '@noble/ed25519';
 import { sha512 } from '@noble/hashes/sha2.js';
+import { LruMap } from '../util/lru.js';
 
 // noble v3's synchronous API throws until a SHA-512 implementation is installed.
 ed.hashes.sha512 = sha512;
@@ -39,25 +40,6 @@ ed.hashes.sha512 = sha512;
 export const PUBLIC_KEY_BYTES = 32;
 export const SECRET_KEY_BYTES = 32;
 export const SIGNATURE_BYTES = 64;
-
-/** Small Map-based LRU: a Map iterates in insertion order, so the first key is the least recent. */
-class LruCache<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly capacity: number) {}
-  get(key: string): V | undefined {
-    const v = this.map.get(key);
-    if (v !== undefined) {
-      this.map.delete(key);
-      this.map.set(key, v);
-    }
-    return v;
-  }
-  set(key: string, value: V): void {
-    this.map.delete(key);
-    this.map.set(key, value);
-    if (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
-  }
-}
 
 function toB64url(b: Uint8Array): string {
   return Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64url');
@@ -72,7 +54,7 @@ function checkLength(b: Uint8Array, n: number, what: string): void {
 /** PKCS#8 DER prefix for an Ed25519 private key; the 32-byte seed follows (RFC 8410). */
 const PKCS8_ED25519_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
 /** Private KeyObjects keyed by seed; small, since a node signs with few keys. */
-const privateKeys = new LruCache<crypto.KeyObject>(256);
+const privateKeys = new LruMap<string, crypto.KeyObject>(256);
 
 function privateKeyObject(secretKey: Uint8Array): crypto.KeyObject {
   checkLength(secretKey, SECRET_KEY_BYTES, 'secret key');
@@ -120,7 +102,7 @@ export function verifyNoble(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): 
 }
 
 /** Public KeyObjects keyed by raw key (base64url); `null` = OpenSSL refused the key. */
-const publicKeys = new LruCache<crypto.KeyObject | null>(4096);
+const publicKeys = new LruMap<string, crypto.KeyObject | null>(4096);
 
 function publicKeyObject(pub: Uint8Array): crypto.KeyObject | null {
   const x = toB64url(pub);
