@@ -10,6 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
+import { getPublicKey, sign } from '../../src/crypto/ed25519.js';
 
 export const SMOKE = process.argv.includes('--smoke');
 /** dist/scripts/bench → repository root. */
@@ -132,15 +133,19 @@ export async function rawVerifyRateWorkers(items: RawItem[], threads: number, ms
   }
 }
 
-/** Pairs of ed25519 signatures over 200-byte messages (node:crypto signing). */
+/**
+ * Pairs of ed25519 signatures over 200-byte messages (keys from random seeds, node:crypto signing through
+ * ed25519.ts). Not crypto.generateKeyPairSync + export({ format: 'jwk' }): on Node 20 that pair can deadlock
+ * the main thread (a GC inside the JWK export runs a finished key-generation job's destructor, which waits
+ * for the lock the export holds); gdb showed it as the cause of full bench runs hanging at 0 % CPU here.
+ */
 export function makeRawItems(n: number): RawItem[] {
   const out: RawItem[] = [];
   for (let i = 0; i < n; i++) {
-    const { publicKey, privateKey } = crypto.generateKeyPairSync('ed25519');
+    const sk = new Uint8Array(crypto.randomBytes(32));
     const msg = new Uint8Array(200).fill(i & 0xff);
     msg[0] = i >> 8;
-    const pub = new Uint8Array(Buffer.from(publicKey.export({ format: 'jwk' }).x as string, 'base64url'));
-    out.push({ sig: new Uint8Array(crypto.sign(null, msg, privateKey)), msg, pub });
+    out.push({ sig: sign(msg, sk), msg, pub: getPublicKey(sk) });
   }
   return out;
 }
