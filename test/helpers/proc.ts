@@ -19,7 +19,7 @@
  * Only loopback addresses are ever used.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { closeSync, mkdirSync, openSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import net from 'node:net';
 import os from 'node:os';
@@ -49,37 +49,70 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 
 // ------------------------------------------------------------------------------------------------ ports
 
-/** A port that was free a moment ago: bind port 0 on 127.0.0.1, read it, release it. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
+/**
+ * Ports are picked below the kernel's ephemeral range: a port taken from that range (bind port 0) was free
+ * when read, but any outbound connection could take it before the node bound it, and the devnet bench's
+ * validators, dialing each other while the last one started, once did exactly that to an RPC port
+ * (EADDRINUSE). Below the range only an explicit bind can take a port. Each is checked by binding it, and
+ * none is handed out twice: not by this process (a set), nor by two test processes running at once (a
+ * file per port created exclusively in a shared directory; claims older than CLAIM_TTL_MS are stale).
+ */
+const handedOut = new Set<number>();
+const CLAIMS = path.join(os.tmpdir(), 'meshledger-test-ports');
+const CLAIM_TTL_MS = 30 * 60_000;
+
+function claim(port: number): boolean {
+  const file = path.join(CLAIMS, String(port));
+  for (let attempt = 0; attempt < 2; attempt++) {
+    try {
+      closeSync(openSync(file, 'wx'));
+      return true;
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') { mkdirSync(CLAIMS, { recursive: true }); continue; }
+      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
+      try {
+        if (Date.now() - statSync(file).mtimeMs < CLAIM_TTL_MS) return false;
+        rmSync(file, { force: true });
+      } catch { return false; }
+    }
+  }
+  return false;
+}
+
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    if (Number.isInteger(low) && low > 12_000) return low;
+  } catch { /* not Linux */ }
+  return 32_768;
+}
+
+function bindable(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
     const srv = net.createServer();
     srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, HOST, () => {
-      const port = (srv.address() as net.AddressInfo).port;
-      srv.close(() => resolve(port));
-    });
+    srv.once('error', () => resolve(false));
+    srv.listen(port, HOST, () => srv.close(() => resolve(true)));
   });
 }
 
-/** `n` distinct free ports (all held at once while allocating, so they differ from each other). */
-export async function freePorts(n: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    const ports: number[] = [];
-    for (let i = 0; i < n; i++) {
-      const srv = net.createServer();
-      srv.unref();
-      servers.push(srv);
-      ports.push(await new Promise<number>((resolve, reject) => {
-        srv.on('error', reject);
-        srv.listen(0, HOST, () => resolve((srv.address() as net.AddressInfo).port));
-      }));
-    }
-    return ports;
-  } finally {
-    await Promise.all(servers.map((s) => new Promise<void>((r) => (s.listening ? s.close(() => r()) : r()))));
+/** A port that is free now, below the ephemeral range, not handed out before by this process. */
+export async function freePort(): Promise<number> {
+  const lo = 10_000, hi = ephemeralLow();
+  for (let tries = 0; tries < 1000; tries++) {
+    const port = lo + Math.floor(Math.random() * (hi - lo));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    if (claim(port) && await bindable(port)) return port;
   }
+  throw new Error(`no free port found in ${lo}..${hi - 1}`);
+}
+
+/** `n` distinct free ports. */
+export async function freePorts(n: number): Promise<number[]> {
+  const ports: number[] = [];
+  for (let i = 0; i < n; i++) ports.push(await freePort());
+  return ports;
 }
 
 // ------------------------------------------------------------------------------------------------ JSON-RPC
