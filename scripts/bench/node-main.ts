@@ -13,7 +13,7 @@ import { defaultVerifyThreads, MeshNode } from '../../src/node/node.js';
 import { createLogger } from '../../src/util/log.js';
 
 const cfg = JSON.parse(process.argv[2] ?? '{}') as {
-  datadir: string; genesis: string; rpcPort?: number; ratePerSec?: number; p2pPort?: number; bootnodes?: string[]; key?: string; logLevel?: 'info' | 'warn'; verifyThreads?: number;
+  datadir: string; genesis: string; rpcPort?: number; ratePerSec?: number; p2pPort?: number; bootnodes?: string[]; key?: string; logLevel?: 'info' | 'warn'; verifyThreads?: number; verifyNice?: number;
 };
 const log = createLogger({ level: cfg.logLevel ?? 'warn', format: 'json' });
 const genesis = await readGenesisFile(cfg.genesis);
@@ -26,6 +26,8 @@ const node = await MeshNode.start({
   bootnodes: cfg.bootnodes,
   rpcLimits: { ratePerSec: rate, rateBurst: rate * 2 },
   verifyThreads: cfg.verifyThreads ?? defaultVerifyThreads(),
+  // BENCH_VERIFY_NICE=<n> (A/B runs of the workers' priority); otherwise the node's default.
+  verifyNice: cfg.verifyNice ?? (process.env.BENCH_VERIFY_NICE !== undefined ? Number(process.env.BENCH_VERIFY_NICE) : undefined),
 }, { log });
 console.log(JSON.stringify({ msg: 'bench node started', pid: process.pid, rpc: node.rpcAddress, nodeId: node.network?.nodeIdHex ?? null }));
 let stopping = false;

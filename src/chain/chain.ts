@@ -18,7 +18,7 @@
  */
 import { bytesEqual, compareBytes, fromHex, fromHexTrusted, readSafeU64be, readU32be, toHex, writeU32be, writeU64be } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
-import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
+import { InlineVerifier, type SignatureVerifier, type VerifyOptions } from '../crypto/ed25519.js';
 import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
 import { blockVerifyItem, checkBlockContext, checkBlockRules, decodeBlock, genesisBlock, headerVerifyItem, type Block, type BlockHeader } from '../ledger/block.js';
 import { proposerFor } from '../ledger/schedule.js';
@@ -91,6 +91,8 @@ export interface ChainEvents {
 
 /** Head-state accounts kept in memory (about 200 B each). */
 const ACCOUNT_CACHE = 16_384;
+/** Block and header signature checks go ahead of queued mempool admission (everything waits on a block). */
+const URGENT: VerifyOptions = { urgent: true };
 
 export class ChainError extends Error {
   constructor(message: string) {
@@ -510,7 +512,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
       if (e instanceof RuleError && e.rule === 'future_slot') {
         // A block from the future may become valid later, so it is not remembered as invalid; but it must
         // at least be signed by its slot's validator, or anyone could send such blocks without penalty.
-        if ((await this.verifier.verifyBatch([blockVerifyItem(block, 0)]))[0] !== true) {
+        if ((await this.verifier.verifyBatch([blockVerifyItem(block, 0)], URGENT))[0] !== true) {
           const bad = new RuleError('bad_signature', 'block header signature');
           this.#reject(hashHex, bad);
           throw bad;
@@ -519,7 +521,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
       throw e;
     }
     const ids: (string | null)[] = [null, ...block.txs.map((t) => t.idHex)];
-    const bad = await verifyWithCache(this.verifier, this.sigCache, ids, (i) => blockVerifyItem(block, i));
+    const bad = await verifyWithCache(this.verifier, this.sigCache, ids, (i) => blockVerifyItem(block, i), URGENT);
     if (bad !== -1) {
       const e = bad === 0 ? new RuleError('bad_signature', 'block header signature')
         : new RuleError('bad_tx', `transaction ${bad - 1}: bad_signature`, { index: bad - 1, inner: new RuleError('bad_signature') });
@@ -614,7 +616,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
         if (x.chainId !== this.genesis.chainId) throw new RuleError('wrong_chain', `evidence header for chain "${x.chainId}"`);
         if (!bytesEqual(x.proposer, proposerFor(this.genesis, x.slot))) throw new RuleError('wrong_proposer', `slot ${x.slot} does not belong to this proposer`);
       }
-      const ok = await this.verifier.verifyBatch([headerVerifyItem(a), headerVerifyItem(b)]);
+      const ok = await this.verifier.verifyBatch([headerVerifyItem(a), headerVerifyItem(b)], URGENT);
       if (!ok[0] || !ok[1]) throw new RuleError('bad_signature', 'evidence header signature');
       const stored = await this.db.getMany([layout.evidence(a.slot, a.proposer, a.hash), layout.evidence(b.slot, b.proposer, b.hash)]);
       if (stored[0] && stored[1]) return 'known';

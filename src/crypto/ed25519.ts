@@ -139,16 +139,22 @@ export function verify(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boole
 
 export type VerifyItem = { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array };
 
+/**
+ * `urgent`: a block (or header) is waiting on these checks, and with it everything else on the node; a
+ * verifier that queues work runs them before queued non-urgent checks (mempool admission).
+ */
+export interface VerifyOptions { urgent?: boolean }
+
 /** Batch verification; implementations may run elsewhere (a worker pool) but must return `verify`'s verdicts, in order. */
 export interface SignatureVerifier {
-  verifyBatch(items: VerifyItem[]): Promise<boolean[]>;
+  verifyBatch(items: VerifyItem[], opts?: VerifyOptions): Promise<boolean[]>;
   close(): Promise<void>;
 }
 
 /** Runs `verify` on the calling thread. */
 export class InlineVerifier implements SignatureVerifier {
   private closed = false;
-  async verifyBatch(items: VerifyItem[]): Promise<boolean[]> {
+  async verifyBatch(items: VerifyItem[], _opts?: VerifyOptions): Promise<boolean[]> {
     if (this.closed) throw new Error('InlineVerifier is closed');
     return items.map((it) => verify(it.signature, it.message, it.publicKey));
   }

@@ -5,7 +5,7 @@
  * Only positive verdicts are cached; a failed check is always re-run.
  */
 import { LruSet } from '../util/lru.js';
-import type { SignatureVerifier, VerifyItem } from './ed25519.js';
+import type { SignatureVerifier, VerifyItem, VerifyOptions } from './ed25519.js';
 
 export class SigCache {
   readonly #ok: LruSet<string>;
@@ -22,7 +22,7 @@ export class SigCache {
  * thousands of already-verified transactions was a measurable share of block application).
  * Returns every check's verdict, in order; passing ones are cached.
  */
-export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<boolean[]> {
+export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem, opts?: VerifyOptions): Promise<boolean[]> {
   const verdicts = new Array<boolean>(ids.length).fill(true);
   const todo: number[] = [];
   for (let i = 0; i < ids.length; i++) {
@@ -30,7 +30,7 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
     if (id === null || id === undefined || !cache.has(id)) todo.push(i);
   }
   if (todo.length === 0) return verdicts;
-  const got = await verifier.verifyBatch(todo.map(itemAt));
+  const got = await verifier.verifyBatch(todo.map(itemAt), opts);
   for (let j = 0; j < todo.length; j++) {
     const i = todo[j]!;
     verdicts[i] = got[j] === true;
@@ -43,6 +43,6 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
 }
 
 /** As verifyEachWithCache; returns the index of the first failing check, or -1 when all pass. */
-export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<number> {
-  return (await verifyEachWithCache(verifier, cache, ids, itemAt)).indexOf(false);
+export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem, opts?: VerifyOptions): Promise<number> {
+  return (await verifyEachWithCache(verifier, cache, ids, itemAt, opts)).indexOf(false);
 }

@@ -116,12 +116,13 @@ export const COMMANDS: Record<string, Command> = {
   --bootnodes  comma-separated ws://HOST:PORT peers to dial at start
   --advertise  the ws://HOST:PORT peers should use to reach this node (default: the --p2p address)
   --verify-threads  signature-verification worker threads (default: CPU count, at most 4; 0 = main thread)
+  --verify-nice     how much lower than the main thread those workers run, 0..19 (default 0; Linux)
   --rpc-rate   JSON-RPC requests per second allowed per client IP, burst twice that (default 2000)
   --no-metrics do not serve Prometheus metrics at GET /metrics on the --rpc port (served by default)`,
     options: {
       datadir: { type: 'string' }, genesis: { type: 'string' }, key: { type: 'string' }, p2p: { type: 'string' },
       rpc: { type: 'string' }, bootnodes: { type: 'string' }, advertise: { type: 'string' },
-      'verify-threads': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'no-metrics': { type: 'boolean' }, ...LOG_OPTS,
+      'verify-threads': { type: 'string' }, 'verify-nice': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'no-metrics': { type: 'boolean' }, ...LOG_OPTS,
     },
     async run(v) {
       const datadir = required(v, 'datadir');
@@ -134,9 +135,11 @@ export const COMMANDS: Record<string, Command> = {
       const genesis = await readGenesisFile(genesisPath);
       const key = v.key !== undefined ? await readKeyFile(v.key as string) : undefined;
       const verifyThreads = v['verify-threads'] !== undefined ? intFlag(v, 'verify-threads', 0) : defaultVerifyThreads();
+      const verifyNice = v['verify-nice'] !== undefined ? intFlag(v, 'verify-nice', 0) : undefined;
+      if (verifyNice !== undefined && verifyNice > 19) throw new UsageError('--verify-nice must be 0..19');
       const rpcLimits = v['rpc-rate'] !== undefined ? (() => { const r = intFlag(v, 'rpc-rate', 1); return { ratePerSec: r, rateBurst: 2 * r }; })() : undefined;
       const metrics = v['no-metrics'] !== true;
-      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise, verifyThreads, rpcLimits, metrics, processMetrics: metrics }, { log });
+      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise, verifyThreads, verifyNice, rpcLimits, metrics, processMetrics: metrics }, { log });
       log.info('node started', {
         datadir, chainId: genesis.chainId, genesisHash: node.chain.genesisHash, height: node.chain.head.height,
         validator: key?.address ?? null, rpc: node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null,

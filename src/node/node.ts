@@ -57,6 +57,11 @@ export interface NodeConfig {
    */
   verifyThreads?: number;
   /**
+   * How much lower than the main thread the signature workers run (Linux thread niceness, 0..19; default
+   * DEFAULT_WORKER_NICE, 0). Blocks are built and connected on the main thread, and everything waits on them.
+   */
+  verifyNice?: number;
+  /**
    * Metrics (a per-node Prometheus registry, README "Metrics"): on unless false. With RPC they are served at
    * GET /metrics on the RPC port (`--no-metrics` turns both off).
    */
@@ -172,7 +177,7 @@ export class MeshNode {
     if (metrics) db = metrics.timeStore(db);
     try {
       const verifier = deps.verifier ?? (cfg.verifyThreads
-        ? new WorkerVerifier(cfg.verifyThreads, { onWorkerLost: (why) => log.warn('signature worker lost; its jobs were verified on the main thread', { why }) })
+        ? new WorkerVerifier(cfg.verifyThreads, { nice: cfg.verifyNice, onWorkerLost: (why) => log.warn('signature worker lost; its jobs were verified on the main thread', { why }) })
         : new InlineVerifier());
       verifierRef = verifier;
       const sigCache = new SigCache();

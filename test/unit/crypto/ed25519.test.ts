@@ -493,6 +493,29 @@ test('WorkerVerifier: leaf expansions overtake queued signature checks; queued c
   }
 });
 
+test('WorkerVerifier: urgent checks (a block\'s) overtake queued ones; verdicts stay exact; nice is bounded', async () => {
+  const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
+  const seed = seedFrom('pool-urgent');
+  const m = utf8('urgent');
+  const good: VerifyItem = { signature: sign(m, seed), message: m, publicKey: getPublicKey(seed) };
+  const bad: VerifyItem = { ...good, message: utf8('forged') };
+  const v = new WorkerVerifier(1, { nice: 3 });
+  try {
+    const order: string[] = [];
+    const backlog = v.verifyBatch(Array.from({ length: 3000 }, () => good)).then((r) => { order.push('backlog'); return r; });
+    const block = v.verifyBatch([good, bad, good], { urgent: true }).then((r) => { order.push('urgent'); return r; });
+    const [b, u] = await Promise.all([backlog, block]);
+    assert.deepEqual(order, ['urgent', 'backlog'], 'the urgent checks did not wait for the queued backlog');
+    assert.deepEqual(u, [true, false, true]);
+    assert.equal(b.length, 3000);
+    assert.ok(b.every((x) => x === true));
+  } finally {
+    await v.close();
+  }
+  assert.throws(() => new WorkerVerifier(1, { nice: 20 }), RangeError);
+  assert.throws(() => new WorkerVerifier(1, { nice: -1 }), RangeError);
+});
+
 test('WorkerVerifier.expandLeaves equals SHAKE256→2048 on this thread, and prefetched leaves give the same lattice', async () => {
   const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
   const { shake256 } = await import('../../../src/crypto/hash.js');
