@@ -133,6 +133,8 @@ export interface NetworkOptions {
 
 interface WorkQueue {
   chain: Promise<void>;
+  /** Blocks (pushed, fetched, adopted orphans): ordered among themselves, never behind transactions. */
+  blocks: Promise<void>;
   queued: number;
   bytes: number;
   paused: boolean;
@@ -287,7 +289,7 @@ export class Network extends TypedEmitter<NetEvents> {
   #attach(conn: Conn, dialedUrl: string | undefined): void {
     const peer = new Peer(conn, this.#o.random.bytes(32), this.#o.clock, this.limits.peer, dialedUrl);
     this.#peers.add(peer);
-    this.#work.set(peer, { chain: Promise.resolve(), queued: 0, bytes: 0, paused: false, admitting: Promise.resolve() });
+    this.#work.set(peer, { chain: Promise.resolve(), blocks: Promise.resolve(), queued: 0, bytes: 0, paused: false, admitting: Promise.resolve() });
     // HELLO goes out before any handler runs: registering the handler replays frames that arrived early,
     // and our AUTH (the answer to the peer's HELLO) must never precede our own HELLO.
     const head = this.#o.chain.head;
@@ -457,7 +459,7 @@ export class Network extends TypedEmitter<NetEvents> {
       case MSG.TXS: return this.#enqueue(peer, frame.length, () => this.#onTxs(peer, m.txs));
       case MSG.INV_TX: return this.#onInvTx(peer, m.ids);
       case MSG.GET_TX: return this.#onGetTx(peer, m.ids);
-      case MSG.BLOCK: return this.#enqueue(peer, frame.length, () => this.#onBlockPush(peer, m.block));
+      case MSG.BLOCK: return this.#enqueue(peer, frame.length, () => this.#onBlockPush(peer, m.block), 'blocks');
       case MSG.INV_BLOCK: return this.#onInvBlock(peer, m.hash, m.height);
       case MSG.GET_HASHES: return this.#onGetHashes(peer, m.reqId, m.locator, m.max);
       case MSG.GET_BLOCKS: return this.#enqueue(peer, frame.length, () => this.#onGetBlocks(peer, m.reqId, m.hashes));
@@ -494,8 +496,13 @@ export class Network extends TypedEmitter<NetEvents> {
    * below the resume mark, so the sender is slowed by flow control instead of being penalised (which used to
    * get honest validators banned by an overloaded node). Memory stays bounded by the max marks; what arrives
    * beyond them (only what the transport had already read when paused) is dropped without penalty.
+   *
+   * Blocks have a lane of their own (`lane` 'blocks'), counted in the same backlog: in one lane a block
+   * waits for the admission of every transaction message its sender sent before it (signature checks
+   * queued behind every other peer's), and a block that arrives late in its slot is built on by nobody. A
+   * block carries its transactions, so it needs nothing sent before it.
    */
-  #enqueue(peer: Peer, bytes: number, job: () => Promise<void>): void {
+  #enqueue(peer: Peer, bytes: number, job: () => Promise<void>, lane: 'chain' | 'blocks' = 'chain'): void {
     const w = this.#work.get(peer)!;
     const q = this.limits.inbound;
     if (w.queued >= q.maxMsgs || w.bytes + bytes > q.maxBytes) {
@@ -511,7 +518,7 @@ export class Network extends TypedEmitter<NetEvents> {
       peer.conn.pause();
       this.#log.debug('peer paused (inbound backlog)', { peer: peer.label, queued: w.queued, bytes: w.bytes });
     }
-    w.chain = w.chain.then(job).catch((e) => this.#log.error('peer message handler failed', { peer: peer.label, error: e })).finally(() => {
+    w[lane] = w[lane].then(job).catch((e) => this.#log.error('peer message handler failed', { peer: peer.label, error: e })).finally(() => {
       w.queued--;
       w.bytes -= bytes;
       if (w.paused && w.queued <= q.resumeMsgs && w.bytes <= q.resumeBytes) {
@@ -837,7 +844,7 @@ export class Network extends TypedEmitter<NetEvents> {
     for (const [hex, o] of this.#orphans) {
       if (toHex(o.block.header.parentHash) !== parentHex) continue;
       this.#orphans.delete(hex);
-      if (!o.from.closed) this.#enqueue(o.from, o.block.bytes.length, async () => { await this.#acceptBlock(o.block, o.from, o.via); });
+      if (!o.from.closed) this.#enqueue(o.from, o.block.bytes.length, async () => { await this.#acceptBlock(o.block, o.from, o.via); }, 'blocks');
     }
   }
 
@@ -858,7 +865,7 @@ export class Network extends TypedEmitter<NetEvents> {
           this.stats.blockBodiesIn++;
           await this.#acceptBlock(b, peer, 'gossip');
         }
-      }))
+      }, 'blocks'))
       .catch(() => { /* timeout or disconnect: another announcement or sync will bring it */ })
       .finally(() => this.#blockInflight.delete(hex));
   }
