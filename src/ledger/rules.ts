@@ -40,6 +40,7 @@ export const RULES = {
   mempool_full: 'mempool is full and the fee does not beat the cheapest evictable transaction',
   replacement_underpriced: 'a transaction with this sender and nonce is pending and the fee bump is too small',
   too_many_pending: 'sender has too many pending transactions (future-nonce queue bound)',
+  mempool_busy: 'the node has too many transactions waiting for admission (overload); retry later',
 } as const;
 
 export type Rule = keyof typeof RULES;
@@ -61,5 +62,5 @@ export class RuleError extends Error {
 /** Rules whose violation proves the sender (peer) sent garbage, as opposed to stale or racing data. */
 export function isProvablyInvalid(rule: Rule): boolean {
   return !['unknown_parent', 'future_slot', 'nonce_too_low', 'nonce_too_high', 'insufficient_funds', 'mempool_full',
-    'replacement_underpriced', 'too_many_pending', 'known_invalid'].includes(rule);
+    'replacement_underpriced', 'too_many_pending', 'mempool_busy', 'known_invalid'].includes(rule);
 }

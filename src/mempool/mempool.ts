@@ -34,6 +34,15 @@ export interface MempoolLimits {
   /** How many nonces past the account nonce one sender may queue. */
   maxPerSender: number;
   replaceBumpPercent: number;
+  /**
+   * Client submissions (AddOptions.shed: RPC) are refused with `mempool_busy` while this many transactions
+   * already wait for admission (signature check, then state), from any source. Offered more than the
+   * machine verifies, that backlog would grow without bound, in memory and in every client's wait; refused,
+   * a client learns at once that it should retry. Peers' transactions are not shed: each node verifies
+   * every transaction once, at admission or, if it missed it there, on the block's critical path; peers are
+   * slowed instead (paused connections).
+   */
+  maxAdmitting: number;
 }
 
 export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = {
@@ -41,6 +50,7 @@ export const DEFAULT_MEMPOOL_LIMITS: MempoolLimits = {
   maxBytes: 128 * 1024 * 1024,
   maxPerSender: 64,
   replaceBumpPercent: 10,
+  maxAdmitting: 8192,
 };
 
 /** What the mempool needs from the chain: account reads. */
@@ -77,6 +87,11 @@ export interface AddOptions {
    * transactions of abandoned blocks, which nobody would resubmit.
    */
   keepOnWriteFailure?: boolean;
+  /**
+   * Refuse it with `mempool_busy` (a policy refusal: retry later) while limits.maxAdmitting transactions
+   * wait for admission. For client submissions (RPC); never for the node's own re-adds.
+   */
+  shed?: boolean;
 }
 
 /** The transactions of one addMany call: answered together, once every one is admitted and its write has landed. */
@@ -142,6 +157,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   #pendingIds: string[] = [];
   /** Transactions waiting for the next admission batch (see add). */
   #queue: PendingAdd[] = [];
+  /** Transactions queued or in admission (signature check, state check), not yet answered. */
+  #admitting = 0;
+  /** Transactions refused with mempool_busy since start (metrics). */
+  shed = 0;
   /** The previous batch's admission: batches are admitted in the order they were formed. */
   #admitted: Promise<void> = Promise.resolve();
   #flushing: Promise<void> | null = null;
@@ -159,6 +178,8 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   get size(): number { return this.#byId.size; }
   get bytes(): number { return this.#bytes; }
+  /** Transactions waiting for admission (see MempoolLimits.maxAdmitting). */
+  get admitting(): number { return this.#admitting; }
   has(idHex: string): boolean { return this.#byId.has(idHex); }
   get(idHex: string): Tx | undefined { return this.#byId.get(idHex)?.tx; }
 
@@ -236,10 +257,15 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       try {
         if (tx.byteLength > MAX_TX_BYTES) throw new RuleError('tx_too_large');
         checkTxStatic(tx, this.#o.genesis.chainId, this.#o.genesis.params);
+        if (opts.shed && this.#admitting >= this.limits.maxAdmitting) {
+          this.shed++;
+          throw new RuleError('mempool_busy', `${this.#admitting} transactions are waiting for admission; retry later`);
+        }
       } catch (e) {
         group.results[i] = this.#refused(tx, e);
         continue;
       }
+      this.#admitting++;
       group.left++;
       this.#queue.push({ tx, persist, group, index: i });
       if (this.#queue.length === 1) queueMicrotask(() => this.#drain());
@@ -305,6 +331,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   /** Answer one queued transaction of a group. */
   #answer(p: PendingAdd, r: AddResult | Error): void {
+    this.#admitting--;
     const g = p.group;
     g.results[p.index] = r;
     if (!(r instanceof Error)) g.writes[p.index] = this.#persisting.get(p.tx.idHex);

@@ -30,6 +30,8 @@ export interface ChainSource { readonly head: { height: number; slot: number }; 
 export interface MempoolSource {
   readonly size: number;
   readonly bytes: number;
+  /** Transactions waiting for admission (signature check, account read): the mempool's input backlog. */
+  readonly admitting: number;
   on: On<MempoolEvents>;
 }
 export interface ProducerSource { on: On<ProducerEvents> }
@@ -61,7 +63,7 @@ export const METRIC_NAMES = [
   'meshledger_blocks_connected_total', 'meshledger_blocks_disconnected_total', 'meshledger_blocks_invalid_total',
   'meshledger_chain_txs_confirmed_total', 'meshledger_reorgs_total', 'meshledger_reorg_depth', 'meshledger_equivocations_total',
   'meshledger_blocks_produced_total', 'meshledger_slots_missed_total',
-  'meshledger_mempool_transactions', 'meshledger_mempool_bytes', 'meshledger_mempool_accepted_total',
+  'meshledger_mempool_transactions', 'meshledger_mempool_bytes', 'meshledger_mempool_admitting', 'meshledger_mempool_accepted_total',
   'meshledger_mempool_rejected_total', 'meshledger_mempool_removed_total',
   'meshledger_peers', 'meshledger_peer_events_total', 'meshledger_peer_bans_total',
   'meshledger_gossip_tx_bodies_received_total', 'meshledger_gossip_tx_duplicate_bodies_total', 'meshledger_gossip_tx_announcements_received_total',
@@ -137,6 +139,7 @@ export class NodeMetrics {
     // ---- mempool
     lazy('meshledger_mempool_transactions', 'Transactions in the mempool.', () => self.#mempool?.size);
     lazy('meshledger_mempool_bytes', 'Encoded bytes of the transactions in the mempool.', () => self.#mempool?.bytes);
+    lazy('meshledger_mempool_admitting', 'Transactions waiting for admission; at the shedding mark, RPC submissions are refused with mempool_busy.', () => self.#mempool?.admitting);
     this.#accepted = new Counter({ name: 'meshledger_mempool_accepted_total', help: 'Transactions admitted to the mempool (RPC, P2P, re-admitted after reorgs).', registers: reg });
     this.#rejected = new Counter({ name: 'meshledger_mempool_rejected_total', help: 'Transactions refused by the mempool, by rule.', labelNames: ['reason'], registers: reg });
     this.#removed = new Counter({ name: 'meshledger_mempool_removed_total', help: 'Transactions removed from the mempool, by reason.', labelNames: ['reason'], registers: reg });

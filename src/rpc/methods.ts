@@ -129,7 +129,7 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
         // mempool.add is called synchronously (no await before it): a batch's transactions are admitted
         // together, in the order sent (x-batch-concurrent in the OpenRPC document).
         try {
-          return (await mempool.add(tx)).id;
+          return (await mempool.add(tx, { shed: true })).id;
         } catch (e) {
           // Idempotent: the same bytes again return the same id, also once they are confirmed (the
           // mempool then refuses them as a used nonce).

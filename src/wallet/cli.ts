@@ -404,6 +404,8 @@ function describeRpcError(e: RpcClientError): string {
       return `nonce conflict (replacement_underpriced): a pending transaction already uses this nonce; raise --fee by at least 10 % to replace it, or wait (${detail})`;
     case 'too_many_pending':
       return `too many pending transactions from this account (too_many_pending); wait for some to confirm (${detail})`;
+    case 'mempool_busy':
+      return `the node is overloaded and did not take the transaction (mempool_busy); nothing was sent, run the command again in a moment (${detail})`;
     default:
       if (e.code === -32002 || e.code === -32003) return `the node rejected the transaction (${rule ?? e.code}): ${detail}`;
       return `the node answered with error ${e.code}${rule ? ` (${rule})` : ''}: ${e.message}`;

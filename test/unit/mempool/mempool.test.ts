@@ -546,6 +546,22 @@ describe('admission batches', () => {
     assert.equal((await mKeys(inner)).has(b.idHex), true, 'written by the retry');
   });
 
+  test('shedding: a client add is refused with mempool_busy while maxAdmitting wait for admission; peers\' adds are not', async () => {
+    const { mp } = await makePool({ limits: { maxAdmitting: 3 } });
+    const queued = mp.addMany([tx(alice, 0n, 10n), tx(alice, 1n, 10n), tx(alice, 2n, 10n)]);
+    assert.equal(mp.admitting, 3);
+    const busy = mp.add(tx(bob, 0n, 10n), { shed: true }); // refused in this tick, before the queue drains
+    const peer = mp.add(tx(carol, 0n, 10n)); // not shed: a peer's transaction is verified once, here or in its block
+    assert.equal(mp.admitting, 4);
+    await assert.rejects(busy, isRule('mempool_busy'));
+    assert.equal(mp.shed, 1);
+    assert.ok((await queued).every((r) => !(r instanceof Error)));
+    assert.equal((await peer).status, 'accepted');
+    assert.equal(mp.admitting, 0, 'every queued transaction answered');
+    assert.equal((await mp.add(tx(bob, 0n, 10n), { shed: true })).status, 'accepted', 'admitted once the backlog drained');
+    assert.equal(mp.size, 5);
+  });
+
   test('a failing account read rejects that batch only; the next batch is admitted', async () => {
     const accounts = rich();
     let fail = true;

@@ -21,6 +21,7 @@ class FakeChain extends Fake<ChainEvents> { head = { height: 0, slot: 0 }; }
 class FakeMempool extends Fake<MempoolEvents> {
   size = 0;
   bytes = 0;
+  admitting = 0;
 }
 class FakeNet extends Fake<NetEvents> {
   stats: GossipStats = { txBodiesIn: 0, txAnnouncementsIn: 0, blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateTxBodies: 0, duplicateBlockBodies: 0, bans: 0 };
@@ -69,6 +70,7 @@ test('events move the counters; gauges are read at scrape time', async () => {
   chain.fire('chain:equivocation', { slot: 1, proposer: 'p', hashes: [], headers: [] });
   mempool.size = 2;
   mempool.bytes = 321;
+  mempool.admitting = 7;
   mempool.fire('tx:accepted', {} as never);
   mempool.fire('tx:accepted', {} as never);
   mempool.fire('tx:removed', { tx: {} as never, reason: 'included' });
@@ -92,7 +94,7 @@ test('events move the counters; gauges are read at scrape time', async () => {
     meshledger_blocks_connected_total: 2, meshledger_chain_txs_confirmed_total: 3, meshledger_blocks_disconnected_total: 1,
     meshledger_reorgs_total: 1, meshledger_reorg_depth_sum: 3, meshledger_reorg_depth_count: 1, 'meshledger_reorg_depth_bucket{le="2"}': 0,
     'meshledger_reorg_depth_bucket{le="3"}': 1, 'meshledger_blocks_invalid_total{rule="bad_state_root"}': 1, meshledger_equivocations_total: 1,
-    meshledger_mempool_transactions: 2, meshledger_mempool_bytes: 321, meshledger_mempool_accepted_total: 2,
+    meshledger_mempool_transactions: 2, meshledger_mempool_bytes: 321, meshledger_mempool_admitting: 7, meshledger_mempool_accepted_total: 2,
     'meshledger_mempool_removed_total{reason="included"}': 1, meshledger_blocks_produced_total: 1,
     'meshledger_slots_missed_total{reason="late"}': 1, 'meshledger_slots_missed_total{reason="error"}': 2,
     'meshledger_peers{direction="outbound"}': 2, 'meshledger_peers{direction="inbound"}': 1,
