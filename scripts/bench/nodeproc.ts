@@ -60,6 +60,27 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / 100; // utime (#14), stime (#15)
 }
 
+/**
+ * CPU seconds of `pid` by thread: its main thread, the signature workers (named 'ml-verify' by
+ * verify-worker.ts) and the rest (V8 GC and compiler helpers, libuv's pool, inspector). Threads that exited
+ * are not counted (the split of a long-lived node is what this is for).
+ */
+export function threadCpuSeconds(pid: number): { main: number; verify: number; other: number } {
+  const out = { main: 0, verify: 0, other: 0 };
+  let tids: string[] = [];
+  try { tids = fs.readdirSync(`/proc/${pid}/task`); } catch { return out; }
+  for (const tid of tids) {
+    try {
+      const s = fs.readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      const secs = (Number(f[11]) + Number(f[12])) / 100;
+      const comm = s.slice(s.indexOf('(') + 1, s.lastIndexOf(')'));
+      if (Number(tid) === pid) out.main += secs; else if (comm === 'ml-verify') out.verify += secs; else out.other += secs;
+    } catch { /* the thread exited */ }
+  }
+  return out;
+}
+
 /** VmRSS and VmHWM of `pid` in MiB (Linux /proc). */
 export function rssMiB(pid: number): { rss: number; hwm: number } {
   const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
