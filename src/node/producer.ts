@@ -25,11 +25,6 @@ export interface ProducerOptions {
   log: Logger;
   /** Called with every block produced and accepted (gossip hooks in here). */
   onBlock?: (block: Block) => void;
-  /**
-   * Time (ms) this validator allows itself to build and connect a block; its blocks are sized to fit (see
-   * BlockSizer). Default a third of the slot; 0 = only the consensus limits.
-   */
-  budgetMs?: number;
 }
 
 export interface ProducerEvents {
@@ -47,7 +42,6 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   #timer: TimerHandle | null = null;
   #stopped = true;
   #lastSlot = -1;
-  readonly sizer: BlockSizer;
   produced = 0;
   missed = 0;
 
@@ -57,8 +51,6 @@ export class Producer extends TypedEmitter<ProducerEvents> {
     if (!opts.chain.genesis.validators.some((v) => bytesEqual(v, opts.publicKey))) {
       throw new Error('this key is not in the genesis validator list');
     }
-    const g = opts.chain.genesis;
-    this.sizer = new BlockSizer(g.params.maxBlockTxs, opts.budgetMs ?? Math.floor(g.slotMs / 3));
   }
 
   start(): void {
@@ -114,12 +106,10 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         const t1 = clock.now();
         const res = await this.#o.chain.addBlock(block);
         this.produced++;
-        // Our own work on it (not the wait for the chain lock, which another block's validation held).
-        this.sizer.record(block.txs.length, clock.now() - t0 - (phases.lockMs ?? 0));
         // When it started after the slot's start, and how long building and connecting took (operators: a block
         // that leaves late in its slot reaches the next proposer too late and is orphaned).
         const timing = { startMs: t0 - slotStart(this.#o.chain.genesis, slot), buildMs: t1 - t0, connectMs: clock.now() - t1, build: phases };
-        this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status, ...timing, nextMaxTxs: this.sizer.limit });
+        this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status, ...timing });
         this.emit('block:produced', { block, slot, status: res.status });
         this.#o.onBlock?.(block);
       }
@@ -135,59 +125,13 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   /** Build and sign a block for `slot` on the current head from the mempool's best candidates. */
   build(slot: number, phases?: AssemblyPhases): Promise<Block> {
     const { chain, mempool, secretKey, publicKey } = this.#o;
-    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis.params, this.sizer.limit), phases);
+    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis.params), phases);
   }
 }
 
 /** What a producer offers its next block: the mempool's best candidates within the block limits (less the header's room). */
-export function blockCandidates(mempool: Mempool, p: Genesis['params'], maxTxs = p.maxBlockTxs): Tx[] {
-  return mempool.candidates(Math.min(maxTxs, p.maxBlockTxs), p.maxBlockBytes - 4096);
-}
-
-/**
- * Sizes this validator's blocks so that building and connecting one takes at most `budgetMs`, the rest of
- * the slot being for the block to reach and be validated by the next proposer. A block that took longer than
- * its slot is not on the next proposer's head when that slot starts: it builds on the parent, the two blocks
- * fork, and the work of one is thrown away. Under a backlog (a validator restarting with a full mempool, or
- * cold state caches making every transaction cost more) each block then carried more than the last, and 4
- * validators on 2 cores produced 4 blocks in 11 slots. Sized blocks leave the backlog in the mempool, where
- * its back-pressure applies, and the chain keeps one block per slot.
- *
- * The cost per transaction is measured on this machine as it is loaded now, from this validator's last block
- * of at least SAMPLE_MIN_TXS (so fixed per-block costs do not dominate). It changes fast: cold state caches
- * made the first blocks of a burst cost 25× what the same blocks cost a few slots later, and a smoothed
- * estimate kept blocks small long after that (measured: 191 instead of 1,027 tx/s confirmed in a 12 s burst
- * of 2,000 tx/s). So the last measurement decides, and the limit grows at most GROWTH× per block, since a
- * cheap block says little about a 10× bigger one. It starts at the consensus limit (nothing changes until a
- * block overruns its budget) and never goes below FLOOR_TXS (a stalled process must not starve the chain).
- * This is local policy, not a consensus rule: peers accept any block within the genesis limits. Time here
- * is the node's clock, so in the simulator (virtual time, which computation does not advance) the limit
- * stays at the consensus limit and runs stay replayable.
- */
-export class BlockSizer {
-  static readonly GROWTH = 4;
-  static readonly FLOOR_TXS = 128;
-  static readonly SAMPLE_MIN_TXS = 64;
-  #msPerTx: number | undefined;
-  #cap: number;
-
-  constructor(readonly maxTxs: number, readonly budgetMs: number) {
-    this.#cap = maxTxs;
-  }
-
-  /** The most transactions the next block may carry. */
-  get limit(): number { return this.#cap; }
-
-  /** Estimated cost of one transaction (ms), once measured. */
-  get msPerTx(): number | undefined { return this.#msPerTx; }
-
-  /** A block of `txs` transactions took `ms` to build and connect. */
-  record(txs: number, ms: number): void {
-    if (this.budgetMs <= 0 || txs < BlockSizer.SAMPLE_MIN_TXS) return;
-    this.#msPerTx = Math.max(0, ms) / txs;
-    const fits = this.#msPerTx > 0 ? Math.floor(this.budgetMs / this.#msPerTx) : Infinity;
-    this.#cap = Math.max(BlockSizer.FLOOR_TXS, Math.min(this.maxTxs, BlockSizer.GROWTH * Math.max(this.#cap, txs), fits));
-  }
+export function blockCandidates(mempool: Mempool, p: Genesis['params']): Tx[] {
+  return mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - 4096);
 }
 
 /**

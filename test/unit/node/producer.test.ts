@@ -45,27 +45,3 @@ test('producer fills its slots with mempool transactions, and a restart inside a
   assert.equal(chain.head.height, 2);
   p2.stop();
 });
-
-test('BlockSizer: the consensus limit until a block overruns its budget, then what fits, growing at most GROWTH× per block, never below its floor', async () => {
-  const { BlockSizer } = await import('../../../src/node/producer.js');
-  const s = new BlockSizer(10_000, 300);
-  assert.equal(s.limit, 10_000);
-  s.record(10, 5_000); // too small a sample: ignored
-  assert.equal(s.msPerTx, undefined);
-  assert.equal(s.limit, 10_000);
-  s.record(2000, 200); // 0.1 ms/tx: 3000 fit in 300 ms
-  assert.equal(s.limit, 3000);
-  s.record(3000, 3000); // 1 ms/tx (cold caches): the last measurement decides
-  assert.equal(s.limit, 300);
-  s.record(300, 3); // cheap again: what fits is 30 000, but growth is bounded
-  assert.equal(s.limit, 300 * BlockSizer.GROWTH);
-  s.record(1200, 12);
-  assert.equal(s.limit, 4800);
-  s.record(4800, 48);
-  assert.equal(s.limit, 10_000, 'never above the consensus limit');
-  for (let i = 0; i < 3; i++) s.record(200, 200_000); // a stalled process
-  assert.equal(s.limit, BlockSizer.FLOOR_TXS);
-  const off = new BlockSizer(5000, 0);
-  off.record(5000, 1e9);
-  assert.equal(off.limit, 5000, 'budget 0: only the consensus limit');
-});
