@@ -7,36 +7,93 @@
 import { LruSet } from '../util/lru.js';
 import type { SignatureVerifier, VerifyItem, VerifyOptions } from './ed25519.js';
 
+/** A check running for some caller: its batch's verdicts and its index in them. */
+interface Inflight { readonly batch: Promise<boolean[]>; readonly index: number }
+
 export class SigCache {
   readonly #ok: LruSet<string>;
+  /**
+   * Checks queued or running, by id. A block's transactions are usually still waiting for their mempool
+   * admission check when the block arrives (the pool's queue is FIFO and busy); verifying them again for the
+   * block doubled the signature work at the moment a node could least afford it. The block waits for the
+   * verdict already on its way instead: each signature is verified once per node.
+   */
+  readonly #inflight = new Map<string, Inflight>();
   constructor(capacity = 200_000) {
     this.#ok = new LruSet(capacity);
   }
   has(id: string): boolean { return this.#ok.has(id); }
   add(id: string): void { this.#ok.add(id); }
+  /** Checks in flight (tests, metrics). */
+  get inflight(): number { return this.#inflight.size; }
+  /** @internal verifyEachWithCache's bookkeeping. */
+  pending(id: string): Inflight | undefined { return this.#inflight.get(id); }
+  /** @internal */
+  track(id: string, f: Inflight): void { this.#inflight.set(id, f); }
+  /** @internal */
+  untrack(id: string, batch: Promise<boolean[]>): void {
+    if (this.#inflight.get(id)?.batch === batch) this.#inflight.delete(id);
+  }
 }
 
 /**
  * Verify the checks whose ids are not cached (null id = never cached, e.g. a block header) through
  * `verifier`. `itemAt(i)` builds check i only when it must actually run (building signing messages for
- * thousands of already-verified transactions was a measurable share of block application).
+ * thousands of already-verified transactions was a measurable share of block application). A check with
+ * the same id already running for another caller is not run again: its verdict is awaited (an id is the hash
+ * of the signed bytes, so the verdict is the same; see SigCache#inflight).
  * Returns every check's verdict, in order; passing ones are cached.
  */
 export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem, opts?: VerifyOptions): Promise<boolean[]> {
   const verdicts = new Array<boolean>(ids.length).fill(true);
   const todo: number[] = [];
+  let waits: number[] | undefined;
+  let waitOn: Inflight[] | undefined;
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
-    if (id === null || id === undefined || !cache.has(id)) todo.push(i);
+    if (id === null || id === undefined) { todo.push(i); continue; }
+    if (cache.has(id)) continue;
+    const f = cache.pending(id);
+    if (f) { (waits ??= []).push(i); (waitOn ??= []).push(f); } else todo.push(i);
   }
-  if (todo.length === 0) return verdicts;
-  const got = await verifier.verifyBatch(todo.map(itemAt), opts);
-  for (let j = 0; j < todo.length; j++) {
-    const i = todo[j]!;
-    verdicts[i] = got[j] === true;
-    if (verdicts[i]) {
-      const id = ids[i];
-      if (id) cache.add(id);
+  if (todo.length > 0) {
+    const batch = verifier.verifyBatch(todo.map(itemAt), opts);
+    for (let j = 0; j < todo.length; j++) {
+      const id = ids[todo[j]!];
+      if (id) cache.track(id, { batch, index: j });
+    }
+    let got: boolean[];
+    try {
+      got = await batch;
+    } finally {
+      for (const i of todo) { const id = ids[i]; if (id) cache.untrack(id, batch); }
+    }
+    for (let j = 0; j < todo.length; j++) {
+      const i = todo[j]!;
+      verdicts[i] = got[j] === true;
+      if (verdicts[i]) {
+        const id = ids[i];
+        if (id) cache.add(id);
+      }
+    }
+  }
+  if (waits) {
+    // Another caller's batch failed (e.g. its verifier closed mid-way): run those checks here after all.
+    let retry: number[] | undefined;
+    let last: Promise<boolean[]> | undefined;
+    let lastGot: boolean[] | undefined;
+    for (let k = 0; k < waits.length; k++) {
+      const f = waitOn![k]!;
+      if (f.batch !== last) {
+        last = f.batch;
+        try { lastGot = await f.batch; } catch { lastGot = undefined; }
+      }
+      if (lastGot) verdicts[waits[k]!] = lastGot[f.index] === true;
+      else (retry ??= []).push(waits[k]!);
+    }
+    if (retry) {
+      const got = await verifier.verifyBatch(retry.map(itemAt), opts);
+      retry.forEach((i, j) => { verdicts[i] = got[j] === true; if (verdicts[i]) cache.add(ids[i]!); });
     }
   }
   return verdicts;
