@@ -440,7 +440,7 @@ class Download {
       const b = this.#blocks[i];
       if (!b || b.txs.length === 0) return Promise.resolve();
       const { verifier, sigCache } = this.#d.chain;
-      p = verifyWithCache(verifier, sigCache, b.txs.map((t) => t.idHex), (k) => blockVerifyItem(b, k + 1), { urgent: true }).then(() => {}, () => {});
+      p = verifyWithCache(verifier, sigCache, b.txs.map((t) => t.idHex), (k) => blockVerifyItem(b, k + 1)).then(() => {}, () => {});
       this.#pre.set(i, p);
     }
     return p;
