@@ -23,7 +23,13 @@ export interface ProducerOptions {
   secretKey: Uint8Array;
   publicKey: Uint8Array;
   log: Logger;
-  /** Called with every block produced and accepted (gossip hooks in here). */
+  /**
+   * Called with every block this validator built, as soon as it is signed, while the chain's head is still
+   * its parent (gossip hooks in here). That is before this node connects it: the block is valid by
+   * construction and every peer validates it anyway, so our own connect time (100–400 ms for a 2,000-tx
+   * block on a loaded 2-core devnet) is no longer on its way to the next proposer, for whom a block that
+   * arrives after its slot started is a block it builds over.
+   */
   onBlock?: (block: Block) => void;
 }
 
@@ -104,6 +110,7 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         const block = await this.build(slot, phases);
         if (this.#stopped) return;
         const t1 = clock.now();
+        if (bytesEqual(this.#o.chain.head.hash, block.header.parentHash)) this.#o.onBlock?.(block);
         const res = await this.#o.chain.addBlock(block);
         this.produced++;
         // When it started after the slot's start, and how long building and connecting took (operators: a block
@@ -111,7 +118,6 @@ export class Producer extends TypedEmitter<ProducerEvents> {
         const timing = { startMs: t0 - slotStart(this.#o.chain.genesis, slot), buildMs: t1 - t0, connectMs: clock.now() - t1, build: phases };
         this.#o.log.info('produced block', { height: block.header.height, slot, txs: block.txs.length, hash: block.header.hashHex, status: res.status, ...timing });
         this.emit('block:produced', { block, slot, status: res.status });
-        this.#o.onBlock?.(block);
       }
     } catch (e) {
       this.missed++;

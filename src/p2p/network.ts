@@ -36,7 +36,7 @@ import { layout } from '../storage/layout.js';
 import type { KV } from '../storage/kv.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import { TypedEmitter } from '../util/events.js';
-import { LruSet } from '../util/lru.js';
+import { LruMap, LruSet } from '../util/lru.js';
 import type { Logger } from '../util/log.js';
 import type { Random } from '../util/random.js';
 import { AddrBook, URL_RE } from './addrbook.js';
@@ -160,6 +160,11 @@ export class Network extends TypedEmitter<NetEvents> {
   readonly #seenTxs = new LruSet<string>(200_000);
   /** Equivocations (slot:proposer) whose evidence we already relayed. */
   readonly #seenEvidence = new LruSet<string>(10_000);
+  /**
+   * The bytes of the last blocks we relayed, served from here too: a validator relays its own block before
+   * its chain has connected (and stored) it, and a peer that got only the announcement asks for it at once.
+   */
+  readonly #relayed = new LruMap<string, Uint8Array>(8);
   readonly #txInflight = new Map<string, { peer: Peer; at: number; alternates: Peer[] }>();
   readonly #blockInflight = new Set<string>();
   /** Blocks whose parent we lack, by hash (insertion order = age; bounded by limits.orphanLimit). */
@@ -250,6 +255,7 @@ export class Network extends TypedEmitter<NetEvents> {
   /** Announce a block this node produced (or otherwise accepted) to the network. */
   relayBlock(block: Block, except?: Peer): void {
     const peers = this.readyPeers().filter((p) => p !== except && !p.knownBlocks.has(block.header.hashHex));
+    this.#relayed.set(block.header.hashHex, block.bytes);
     const push = this.#pick(peers, this.limits.blockPushFanout);
     for (const p of peers) {
       p.knownBlocks.add(block.header.hashHex);
@@ -884,9 +890,10 @@ export class Network extends TypedEmitter<NetEvents> {
     const budget = this.#frameLimits[MSG.BLOCKS]! - 64 * 1024;
     // The stored bytes are what we send: read them in one go, without decoding blocks only to re-send them
     // (a node serving sync used to decode every transaction, id hashes included, of every block it served).
-    const raw = await this.#o.chain.getBlockBytes(hashes.map(toHex));
+    const hex = hashes.map(toHex);
+    const raw = await this.#o.chain.getBlockBytes(hex);
     for (let i = 0; i < hashes.length; i++) {
-      const b = raw[i];
+      const b = raw[i] ?? this.#relayed.peek(hex[i]!);
       if (!b || bytes + b.length > budget) break;
       blocks.push(b);
       bytes += b.length;
