@@ -60,12 +60,16 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 const handedOut = new Set<number>();
 const CLAIMS = path.join(os.tmpdir(), 'meshledger-test-ports');
 const CLAIM_TTL_MS = 30 * 60_000;
+/** This process's claims, released when it exits (its nodes are gone by then). */
+const claimed: string[] = [];
+process.once('exit', () => { for (const f of claimed) rmSync(f, { force: true }); });
 
 function claim(port: number): boolean {
   const file = path.join(CLAIMS, String(port));
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
       closeSync(openSync(file, 'wx'));
+      claimed.push(file);
       return true;
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') { mkdirSync(CLAIMS, { recursive: true }); continue; }
