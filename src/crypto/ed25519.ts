@@ -140,8 +140,9 @@ export function verify(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boole
 export type VerifyItem = { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array };
 
 /**
- * `urgent`: a block (or header) is waiting on these checks, and with it everything else on the node; a
- * verifier that queues work runs them before queued non-urgent checks (mempool admission).
+ * `urgent`: a few header signatures (a future block's, equivocation evidence) that something waits on; a
+ * verifier that queues work runs them before queued non-urgent checks (mempool admission). Not for a
+ * block's transactions: see URGENT in chain.ts.
  */
 export interface VerifyOptions { urgent?: boolean }
 

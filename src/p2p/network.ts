@@ -161,10 +161,11 @@ export class Network extends TypedEmitter<NetEvents> {
   /** Equivocations (slot:proposer) whose evidence we already relayed. */
   readonly #seenEvidence = new LruSet<string>(10_000);
   /**
-   * The bytes of the last blocks we relayed, served from here too: a validator relays its own block before
-   * its chain has connected (and stored) it, and a peer that got only the announcement asks for it at once.
+   * The bytes of the last blocks we relayed before our chain had them, served from here too: a validator
+   * relays its own block before its chain has connected (and stored) it, and a peer that got only the
+   * announcement asks for it at once. Blocks relayed after connecting are served by the chain.
    */
-  readonly #relayed = new LruMap<string, Uint8Array>(8);
+  readonly #relayed = new LruMap<string, Uint8Array>(4);
   readonly #txInflight = new Map<string, { peer: Peer; at: number; alternates: Peer[] }>();
   readonly #blockInflight = new Set<string>();
   /** Blocks whose parent we lack, by hash (insertion order = age; bounded by limits.orphanLimit). */
@@ -255,7 +256,7 @@ export class Network extends TypedEmitter<NetEvents> {
   /** Announce a block this node produced (or otherwise accepted) to the network. */
   relayBlock(block: Block, except?: Peer): void {
     const peers = this.readyPeers().filter((p) => p !== except && !p.knownBlocks.has(block.header.hashHex));
-    this.#relayed.set(block.header.hashHex, block.bytes);
+    if (!this.#o.chain.hasBlock(block.header.hashHex)) this.#relayed.set(block.header.hashHex, block.bytes);
     const push = this.#pick(peers, this.limits.blockPushFanout);
     for (const p of peers) {
       p.knownBlocks.add(block.header.hashHex);
