@@ -9,7 +9,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { verify } from './ed25519.js';
+import { verify, type VerifyItem } from './ed25519.js';
 import { shake256 } from './hash.js';
 import { LEAF_OUTPUT_BYTES, unpackChunks, unpackItems } from './verifypool.js';
 
@@ -28,6 +28,20 @@ if (nice > 0) {
   } catch { /* not Linux, or not permitted: same priority as the main thread */ }
 }
 
+/**
+ * Leaf expansions go ahead of signature checks. A block being applied waits for its leaves, while signature
+ * checks are mostly read-ahead or mempool admission that nothing waits for this very moment. So a 'leaves'
+ * job runs as soon as its message arrives, and 'verify' jobs run in slices of VERIFY_SLICE items, with the
+ * event loop turning between slices (setImmediate: the poll phase in between delivers waiting messages).
+ * Without this, a block's leaves queued behind up to two whole verify parts here (≈ 20-30 ms on a loaded
+ * machine, per block).
+ */
+const VERIFY_SLICE = 16;
+
+interface VerifyJob { id: number; items: Generator<VerifyItem>; out: Uint8Array; done: number }
+const verifyJobs: VerifyJob[] = [];
+let sliceScheduled = false;
+
 port.on('message', (job: { id: number; kind: 'verify' | 'leaves'; buf: ArrayBuffer }) => {
   if (job.kind === 'leaves') {
     const inputs = unpackChunks(job.buf);
@@ -36,11 +50,33 @@ port.on('message', (job: { id: number; kind: 'verify' | 'leaves'; buf: ArrayBuff
     port.postMessage({ id: job.id, result: out }, [out.buffer]);
     return;
   }
-  const out = new Uint8Array(unpackCount(job.buf));
-  let i = 0;
-  for (const it of unpackItems(job.buf)) out[i++] = verify(it.signature, it.message, it.publicKey) ? 1 : 0;
-  port.postMessage({ id: job.id, result: out }, [out.buffer]);
+  verifyJobs.push({ id: job.id, items: unpackItems(job.buf), out: new Uint8Array(unpackCount(job.buf)), done: 0 });
+  scheduleSlice();
 });
+
+function scheduleSlice(): void {
+  if (sliceScheduled || verifyJobs.length === 0) return;
+  sliceScheduled = true;
+  setImmediate(runSlice);
+}
+
+/** Verify up to VERIFY_SLICE items of the oldest jobs, answering each job as it completes. */
+function runSlice(): void {
+  sliceScheduled = false;
+  let budget = VERIFY_SLICE;
+  while (budget > 0 && verifyJobs.length > 0) {
+    const job = verifyJobs[0]!;
+    for (; budget > 0 && job.done < job.out.length; budget--) {
+      const it = job.items.next().value as VerifyItem;
+      job.out[job.done++] = verify(it.signature, it.message, it.publicKey) ? 1 : 0;
+    }
+    if (job.done === job.out.length) {
+      verifyJobs.shift();
+      port.postMessage({ id: job.id, result: job.out }, [job.out.buffer as ArrayBuffer]);
+    }
+  }
+  scheduleSlice();
+}
 
 function unpackCount(buf: ArrayBuffer): number {
   return new DataView(buf).getUint32(0);

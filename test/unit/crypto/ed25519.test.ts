@@ -493,6 +493,27 @@ test('WorkerVerifier: leaf expansions overtake queued signature checks; queued c
   }
 });
 
+test('WorkerVerifier: a leaf expansion also overtakes the signature checks already on its worker', async () => {
+  const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
+  const { shake256 } = await import('../../../src/crypto/hash.js');
+  const seed = seedFrom('pool-slices');
+  const m = utf8('slices');
+  const item: VerifyItem = { signature: sign(m, seed), message: m, publicKey: getPublicKey(seed) };
+  const v = new WorkerVerifier(1);
+  try {
+    const order: string[] = [];
+    // 256 checks = two parts, both handed to the one worker before the leaves are asked for.
+    const checks = v.verifyBatch(Array.from({ length: 256 }, (_, i) => (i === 200 ? { ...item, message: utf8('forged') } : item))).then((r) => { order.push('checks'); return r; });
+    const leaves = v.expandLeaves([utf8('x')]).then((r) => { order.push('leaves'); return r; });
+    const [verdicts, out] = await Promise.all([checks, leaves]);
+    assert.deepEqual(order, ['leaves', 'checks'], 'the worker ran the leaves between slices of its signature checks');
+    assert.deepEqual(Buffer.from(out[0]!), Buffer.from(shake256(utf8('x'), 2048)));
+    assert.deepEqual(verdicts.map((x, i) => (x ? -1 : i)).filter((i) => i >= 0), [200], 'verdicts stay in order across slices');
+  } finally {
+    await v.close();
+  }
+});
+
 test('WorkerVerifier: urgent checks (a block\'s) overtake queued ones; verdicts stay exact; nice is bounded', async () => {
   const { WorkerVerifier } = await import('../../../src/crypto/verifypool.js');
   const seed = seedFrom('pool-urgent');
