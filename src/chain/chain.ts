@@ -19,7 +19,7 @@
 import { bytesEqual, compareBytes, fromHex, fromHexTrusted, readSafeU64be, readU32be, toHex, writeU32be, writeU64be } from '../encoding/bytes.js';
 import { decodeCanonical, encodeCanonical, expectArray, expectBytes, expectList, expectSafeUint, expectU64 } from '../encoding/canonical.js';
 import { InlineVerifier, type SignatureVerifier, type VerifyOptions } from '../crypto/ed25519.js';
-import { SigCache, verifyWithCache } from '../crypto/sigcache.js';
+import { headerCheckId, SigCache, verifyWithCache } from '../crypto/sigcache.js';
 import { blockVerifyItem, checkBlockContext, checkBlockRules, decodeBlock, genesisBlock, headerVerifyItem, type Block, type BlockHeader } from '../ledger/block.js';
 import { proposerFor } from '../ledger/schedule.js';
 import type { Genesis } from '../ledger/genesis.js';
@@ -92,7 +92,7 @@ export interface ChainEvents {
 /** Head-state accounts kept in memory (about 200 B each). */
 const ACCOUNT_CACHE = 16_384;
 /**
- * Header-only signature checks (a future block's, evidence) go ahead of queued mempool admission. A block's
+ * Header-only signature checks (a block's header, evidence) go ahead of queued mempool admission. A block's
  * transactions do not: most of them are in that queue already, on their way into the SigCache, and a block
  * jumping it can have them verified twice. On the stepping devnet's 2,000 tx/s step (one run each, same
  * code otherwise) block checks urgent confirmed 1,382 tx/s with 7 blocks in 11 slots; not urgent, 1,736
@@ -154,6 +154,11 @@ export class Chain extends TypedEmitter<ChainEvents> {
   #stateGen = 0;
   /** The operations storing the block being added, until a batch has carried them (#write). */
   #unstored: BatchOp[] | null = null;
+  /** State-lattice leaves block application had to compute itself (not found cached or warmed up). */
+  leavesComputed = 0;
+  /** The block sync expects to add next (expectNext), and the leaf warm-up started for it (#switchTo). */
+  #nextHint: Block | undefined;
+  #warming: { hashHex: string; done: Promise<void> } | undefined;
   #main: string[] = []; // best-chain hashes by height
   #head!: BlockEntry;
   #lattice!: StateLattice;
@@ -401,6 +406,29 @@ export class Chain extends TypedEmitter<ChainEvents> {
     return stats.computed;
   }
 
+  /**
+   * Sync's look-ahead: `block` is expected to be added right after the block being added now (or next). When
+   * the head switch to its parent has computed the new state and is waiting for that state's write, the
+   * leaves `block` will need are computed meanwhile (worker pool), from that not-yet-written state: the
+   * write and the next block's leaves then overlap instead of following each other. Only memoisation, as
+   * warmLeaves: a hint that turns out wrong costs some leaf work and changes no result.
+   */
+  expectNext(block: Block | undefined): void {
+    this.#nextHint = block;
+  }
+
+  /** The leaves `block` needs on top of the head state changed by `overlay` (see expectNext). */
+  async #warmOnto(overlay: ReadonlyMap<AccountKey, Account>, block: Block): Promise<void> {
+    const accounts = blockAccounts(block.txs, block.header.proposer);
+    const rest = accounts.keys.filter((k) => !overlay.has(k));
+    // Keys the switch did not touch have the same state before and after its write.
+    const found = rest.length ? await this.getAccounts(rest, accounts.bytes) : new Map<AccountKey, Account>();
+    const pre = new Map<AccountKey, Account>(accounts.keys.map((k) => [k, overlay.get(k) ?? found.get(k) ?? EMPTY_ACCOUNT]));
+    const post = new Map(pre);
+    applyCandidates(post, block.txs, accounts);
+    await leavesFor(this.#leafHasher, changedLeafPairs(accounts.keys, pre, post));
+  }
+
   /** Stored equivocation evidence, by slot: each header signed by a validator that signed two for its slot. */
   async equivocationHeaders(limit: number): Promise<{ slot: number; proposer: Uint8Array; hashHex: string; bytes: Uint8Array }[]> {
     const out: { slot: number; proposer: Uint8Array; hashHex: string; bytes: Uint8Array }[] = [];
@@ -526,8 +554,14 @@ export class Chain extends TypedEmitter<ChainEvents> {
       } else if (e instanceof RuleError) this.#reject(hashHex, e);
       throw e;
     }
-    const ids: (string | null)[] = [null, ...block.txs.map((t) => t.idHex)];
-    const bad = await verifyWithCache(this.verifier, this.sigCache, ids, (i) => blockVerifyItem(block, i));
+    // The header's check is urgent: it is one signature that no admission or read-ahead check carries for
+    // this block, and queued behind them it held up every block (sync: ~30 ms a block behind its own
+    // read-ahead). The transactions' checks are not urgent (see URGENT).
+    const [headerBad, txBad] = await Promise.all([
+      verifyWithCache(this.verifier, this.sigCache, [headerCheckId(hashHex)], () => blockVerifyItem(block, 0), URGENT),
+      verifyWithCache(this.verifier, this.sigCache, block.txs.map((t) => t.idHex), (i) => blockVerifyItem(block, i + 1)),
+    ]);
+    const bad = headerBad !== -1 ? 0 : txBad === -1 ? -1 : txBad + 1;
     if (bad !== -1) {
       const e = bad === 0 ? new RuleError('bad_signature', 'block header signature')
         : new RuleError('bad_tx', `transaction ${bad - 1}: bad_signature`, { index: bad - 1, inner: new RuleError('bad_signature') });
@@ -703,9 +737,16 @@ export class Chain extends TypedEmitter<ChainEvents> {
       try {
         const pre = new Map<AccountKey, Account>(keys.map((k) => [k, overlay.get(k)!]));
         const { post } = applyBlockTxs(pre, block.txs, block.header.proposer, accounts);
+        const warming = this.#warming;
+        if (warming?.hashHex === entry.hashHex) {
+          this.#warming = undefined;
+          await warming.done; // its leaves are this block's: do not compute them twice
+        }
         // Old and new leaf of every changed account; the missing ones (a peer's block: its new ones, and old
         // ones not warmed) in one parallel batch.
-        const leaves = await leavesFor(this.#leafHasher, changedLeafPairs(keys, pre, post));
+        const stats = { computed: 0 };
+        const leaves = await leavesFor(this.#leafHasher, changedLeafPairs(keys, pre, post), 64, stats);
+        this.leavesComputed += stats.computed;
         lattice.replaceLeaves(leaves);
         const root = lattice.root();
         if (!bytesEqual(root, block.header.stateRoot)) throw new RuleError('bad_state_root', `computed ${toHex(root)}`);
@@ -727,6 +768,11 @@ export class Chain extends TypedEmitter<ChainEvents> {
       ops.push(isEmptyAccount(a) ? { type: 'del', key } : { type: 'put', key, value: encodeCanonical([a.balance, a.nonce]) });
     }
     ops.push({ type: 'put', key: layout.lattice(), value: lattice.toBytes() }, { type: 'put', key: layout.tip(), value: target.hash });
+    const next = this.#nextHint;
+    if (next && bytesEqual(next.header.parentHash, target.hash)) {
+      this.#nextHint = undefined;
+      this.#warming = { hashHex: next.header.hashHex, done: this.#warmOnto(overlay, next).catch(() => {}) };
+    }
     await this.#write(ops);
     this.#stateGen++;
     for (const [k, a] of overlay) this.#accounts.set(k, isEmptyAccount(a) ? EMPTY_ACCOUNT : a);

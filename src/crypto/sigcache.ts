@@ -2,11 +2,16 @@
  * Verified-signature cache, keyed by transaction id. A transaction id is the hash of the signed bytes, so
  * it commits to message, key and signature: a hit means this exact signature already passed the consensus
  * rule on this node (usually when it entered the mempool), and the block path need not verify it again.
+ * A block header's check is kept under `headerCheckId(hash)`: the block hash is likewise the hash of the
+ * signed header bytes, and the prefix keeps the two kinds of check apart.
  * Only positive verdicts are cached; a failed check is re-run, except by a caller that waited for that very
  * check while it ran (see SigCache#inflight).
  */
 import { LruSet } from '../util/lru.js';
-import type { SignatureVerifier, VerifyItem } from './ed25519.js';
+import type { SignatureVerifier, VerifyItem, VerifyOptions } from './ed25519.js';
+
+/** The SigCache id of a block header's signature check (hashHex: the block hash, over the signed header). */
+export const headerCheckId = (hashHex: string): string => `h${hashHex}`;
 
 /** A check running for some caller: its batch's verdicts and its index in them. */
 interface Inflight { readonly batch: Promise<boolean[]>; readonly index: number }
@@ -45,7 +50,7 @@ export class SigCache {
  * of the signed bytes, so the verdict is the same; see SigCache#inflight).
  * Returns every check's verdict, in order; passing ones are cached.
  */
-export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<boolean[]> {
+export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem, opts?: VerifyOptions): Promise<boolean[]> {
   const verdicts = new Array<boolean>(ids.length).fill(true);
   const todo: number[] = [];
   let waits: number[] | undefined;
@@ -58,7 +63,7 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
     if (f) { (waits ??= []).push(i); (waitOn ??= []).push(f); } else todo.push(i);
   }
   if (todo.length > 0) {
-    const batch = verifier.verifyBatch(todo.map(itemAt));
+    const batch = verifier.verifyBatch(todo.map(itemAt), opts);
     for (let j = 0; j < todo.length; j++) {
       const id = ids[todo[j]!];
       if (id) cache.track(id, { batch, index: j });
@@ -93,7 +98,7 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
       else (retry ??= []).push(waits[k]!);
     }
     if (retry) {
-      const got = await verifier.verifyBatch(retry.map(itemAt));
+      const got = await verifier.verifyBatch(retry.map(itemAt), opts);
       retry.forEach((i, j) => { verdicts[i] = got[j] === true; if (verdicts[i]) cache.add(ids[i]!); });
     }
   }
@@ -101,6 +106,6 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
 }
 
 /** As verifyEachWithCache; returns the index of the first failing check, or -1 when all pass. */
-export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem): Promise<number> {
-  return (await verifyEachWithCache(verifier, cache, ids, itemAt)).indexOf(false);
+export async function verifyWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem, opts?: VerifyOptions): Promise<number> {
+  return (await verifyEachWithCache(verifier, cache, ids, itemAt, opts)).indexOf(false);
 }

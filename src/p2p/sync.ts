@@ -12,17 +12,17 @@
  *      peer does not hold up the end; downloading stays within a window (blocks and bytes) past the block
  *      being applied;
  *   3. hand the blocks to the chain strictly in order, each as soon as it is there. While block N is applied
- *      (main thread), the signatures of the next downloaded blocks are verified on the verifier (the worker
- *      pool) into the chain's signature cache, so Chain.addBlock finds them verified. Only positive verdicts
- *      are cached: a bad signature is still found and rejected by addBlock. The chain validates everything
- *      and switches heads only to a better valid chain.
+ *      (main thread), the signatures of the next downloaded blocks, headers included, are verified on the
+ *      verifier (the worker pool) into the chain's signature cache, so Chain.addBlock finds them verified.
+ *      Only positive verdicts are cached: a bad signature is still found and rejected by addBlock. The chain
+ *      validates everything and switches heads only to a better valid chain.
  * Rounds repeat until no peer shows a better head. Progress (height/target, blocks/s, tx/s, time left) is
  * logged at most every 2 s while catching up, and once at the end; `status` exposes it (metrics).
  */
 import { bytesEqual, fromHex, toHex } from '../encoding/bytes.js';
 import { betterHead, type Chain } from '../chain/chain.js';
 import { blockVerifyItem, type Block } from '../ledger/block.js';
-import { verifyWithCache } from '../crypto/sigcache.js';
+import { headerCheckId, verifyWithCache } from '../crypto/sigcache.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Logger } from '../util/log.js';
 import { MSG, type Message } from './messages.js';
@@ -207,6 +207,7 @@ export class Syncer {
         await dl.preverify(i);
         waitVerifyMs += this.#d.clock.now() - t;
         dl.readAhead(i + 1);
+        chain.expectNext(dl.peek(i + 1));
         const r = await this.#d.accept(b, source);
         dl.applied(i);
         if (r === 'invalid') return this.blocksSynced > before;
@@ -215,6 +216,7 @@ export class Syncer {
       }
     } finally {
       dl.close();
+      chain.expectNext(undefined);
       this.#download = undefined;
     }
     if (this.blocksSynced - before >= 16) {
@@ -433,14 +435,20 @@ class Download {
     }
   }
 
-  /** Fill the signature cache for block i's transactions (header: addBlock checks it, it is never cached). */
+  /** Block i if it is downloaded and not yet applied. */
+  peek(i: number): Block | undefined {
+    return this.#blocks[i];
+  }
+
+  /** Fill the signature cache for block i's header and transactions. */
   preverify(i: number): Promise<void> {
     let p = this.#pre.get(i);
     if (!p) {
       const b = this.#blocks[i];
-      if (!b || b.txs.length === 0) return Promise.resolve();
+      if (!b) return Promise.resolve();
       const { verifier, sigCache } = this.#d.chain;
-      p = verifyWithCache(verifier, sigCache, b.txs.map((t) => t.idHex), (k) => blockVerifyItem(b, k + 1)).then(() => {}, () => {});
+      const ids = [headerCheckId(b.header.hashHex), ...b.txs.map((t) => t.idHex)];
+      p = verifyWithCache(verifier, sigCache, ids, (k) => blockVerifyItem(b, k)).then(() => {}, () => {});
       this.#pre.set(i, p);
     }
     return p;

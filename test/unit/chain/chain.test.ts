@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { Chain, ChainError } from '../../../src/chain/chain.js';
+import { InlineVerifier, type VerifyItem, type VerifyOptions } from '../../../src/crypto/ed25519.js';
 import { makeBlock, signHeader, type Block, type BlockHeader, type UnsignedHeader } from '../../../src/ledger/block.js';
 import { merkleRoot } from '../../../src/ledger/merkle.js';
 import { RuleError } from '../../../src/ledger/rules.js';
@@ -487,6 +488,98 @@ test('warmLeaves computes the leaves a block of these candidates by that propose
   // And the block validates and connects on warm leaves (the same pure function).
   assert.equal((await chain.addBlock(block)).status, 'connected');
   assert.equal(chain.head.hashHex, block.header.hashHex);
+});
+
+test('expectNext: the expected block\'s leaves are computed while its parent\'s state is written; it then computes none; a hint that does not apply changes no verdict', async () => {
+  const { clearLeafCache } = await import('../../../src/ledger/statehash.js');
+  const { chain: builder } = await openTestChain(genesis);
+  const [b1, b2] = await grow(builder, V, 2, 1, (i) => (i === 0
+    ? [transfer(alice, carol, 5n, 0n), transfer(bob, dave, 7n, 0n)]
+    : [transfer(carol, bob, 2n, 0n), transfer(alice, dave, 1n, 1n)]));
+  assert.equal(b2!.txs.length, 2);
+
+  clearLeafCache();
+  const { chain: plain } = await openTestChain(genesis);
+  await plain.addBlock(b1!);
+  let before = plain.leavesComputed;
+  await plain.addBlock(b2!);
+  assert.ok(plain.leavesComputed - before >= 4, `without the hint the block computes its new leaves (${plain.leavesComputed - before})`);
+
+  clearLeafCache();
+  const { chain: hinted } = await openTestChain(genesis);
+  hinted.expectNext(b2);
+  await hinted.addBlock(b1!);
+  before = hinted.leavesComputed;
+  assert.equal((await hinted.addBlock(b2!)).status, 'connected');
+  assert.equal(hinted.leavesComputed, before, 'every leaf the expected block needed was computed during its parent\'s write');
+  assert.equal(toHex(hinted.stateRoot), toHex(plain.stateRoot));
+  assert.deepEqual(await hinted.auditSupply(), await plain.auditSupply());
+
+  // The expected block is invalid (bob spends more than he has after b1): the warm-up skips what does not
+  // apply, and the block is still rejected for it.
+  const { chain: c3 } = await openTestChain(genesis);
+  await c3.addBlock(b1!);
+  const ref = await buildBlock(c3, V, b1!.header.slot + 1);
+  const over = transfer(bob, carol, BOB0, 1n);
+  const bad = makeBlock(signHeader({ ...fields(ref.header), txRoot: merkleRoot([over.id]) }, keyFor(ref.header.slot).secretKey), [over]);
+  const { chain: c4 } = await openTestChain(genesis);
+  c4.expectNext(bad);
+  await c4.addBlock(b1!);
+  await assert.rejects(c4.addBlock(bad), isRule('bad_tx', 'insufficient_funds'));
+  assert.equal(c4.head.hashHex, b1!.header.hashHex);
+  // A hint that is not the child of the block being added is not used, and clears nothing it should not.
+  const { chain: c5 } = await openTestChain(genesis);
+  c5.expectNext(b1);
+  assert.equal((await c5.addBlock(b1!)).status, 'connected');
+  assert.equal((await c5.addBlock(b2!)).status, 'connected');
+  assert.equal(toHex(c5.stateRoot), toHex(plain.stateRoot));
+});
+
+test('a block header\'s signature check is cached under its own id: a cached header is not verified again, and tx verdicts never stand in for it', async () => {
+  const { headerCheckId, SigCache } = await import('../../../src/crypto/sigcache.js');
+  class Counting extends InlineVerifier {
+    items = 0;
+    urgent = 0;
+    override async verifyBatch(items: VerifyItem[], opts?: VerifyOptions): Promise<boolean[]> {
+      this.items += items.length;
+      if (opts?.urgent) this.urgent += items.length;
+      return super.verifyBatch(items, opts);
+    }
+  }
+  const { chain: builder } = await openTestChain(genesis);
+  const [b1] = await grow(builder, V, 1, 1, () => [transfer(alice, carol, 5n, 0n)]);
+  const open = async (sigCache: InstanceType<typeof SigCache>, verifier: Counting) => Chain.open({ db: (await openTestChain(genesis)).db, genesis, sigCache, verifier, clock: new ManualClock(GENESIS_TIME + 1_000_000_000) });
+
+  // Nothing cached: the header is checked urgently, the transaction not; both verdicts are cached after.
+  let cache = new SigCache();
+  let v = new Counting();
+  let c = await open(cache, v);
+  assert.equal((await c.addBlock(b1!)).status, 'connected');
+  assert.deepEqual([v.items, v.urgent], [2, 1]);
+  assert.ok(cache.has(headerCheckId(b1!.header.hashHex)) && cache.has(b1!.txs[0]!.idHex));
+
+  // Everything cached (as sync's read-ahead leaves it): no check runs at all.
+  v = new Counting();
+  c = await open(cache, v);
+  assert.equal((await c.addBlock(b1!)).status, 'connected');
+  assert.equal(v.items, 0);
+
+  // The block hash as a tx id proves nothing about the header (another kind of check): still verified.
+  cache = new SigCache();
+  cache.add(b1!.header.hashHex);
+  cache.add(b1!.txs[0]!.idHex);
+  v = new Counting();
+  c = await open(cache, v);
+  assert.equal((await c.addBlock(b1!)).status, 'connected');
+  assert.deepEqual([v.items, v.urgent], [1, 1]);
+
+  // A forged header whose transactions are all cached is rejected, and its verdict is not cached.
+  const forged = resign(b1!, {}, V[2]!);
+  cache = new SigCache();
+  cache.add(b1!.txs[0]!.idHex);
+  c = await open(cache, new Counting());
+  await assert.rejects(c.addBlock(forged), isRule('bad_signature'));
+  assert.equal(cache.has(headerCheckId(forged.header.hashHex)), false);
 });
 
 // ---- persistence -------------------------------------------------------------------------------------
