@@ -119,6 +119,7 @@ try {
   };
   await sleep(500); // let the fresh node settle after start-up
   const cpu0 = cpuSeconds(fresh.pid);
+  const serverCpu0 = servers.map((s) => cpuSeconds(s.pid));
   const t0 = nowMs();
   await Promise.all(servers.map((_, i) => admin('adminAddPeer', { url: `ws://127.0.0.1:${ports[i]}` })));
   let firstBlockMs = 0;
@@ -131,6 +132,7 @@ try {
   }
   const secs = (nowMs() - t0) / 1000;
   const cpu = cpuSeconds(fresh.pid) - cpu0;
+  const serverCpu = servers.reduce((n, s, i) => n + cpuSeconds(s.pid) - serverCpu0[i]!, 0);
   const syncPerSec = built.txs / secs;
   const check = await rpc(fresh.rpcPort, 'getBlockHeader', { height: target.height });
   const serverHeader = await rpc(servers[0]!.rpcPort, 'getBlockHeader', { height: target.height });
@@ -149,7 +151,7 @@ try {
   const raw1After = rawVerifyRate(rawItems, VERIFY_MS);
   const raw1 = (raw1Before + raw1After) / 2;
   const serial = 1 / (1 / raw1 + 1 / applyPerSec);
-  console.log(`sync: ${built.txs} txs in ${BLOCKS} blocks from ${SERVERS} peers in ${secs.toFixed(2)} s = ${syncPerSec.toFixed(0)} tx/s (${(BLOCKS / secs).toFixed(1)} blocks/s; first block after ${firstBlockMs.toFixed(0)} ms; fresh node CPU ${cpu.toFixed(1)} s = ${((100 * cpu) / secs).toFixed(0)} % of one core)`);
+  console.log(`sync: ${built.txs} txs in ${BLOCKS} blocks from ${SERVERS} peers in ${secs.toFixed(2)} s = ${syncPerSec.toFixed(0)} tx/s (${(BLOCKS / secs).toFixed(1)} blocks/s; first block after ${firstBlockMs.toFixed(0)} ms; fresh node CPU ${cpu.toFixed(1)} s = ${((100 * cpu) / secs).toFixed(0)} % of one core; serving nodes together ${serverCpu.toFixed(1)} s = ${((100 * serverCpu) / secs).toFixed(0)} %)`);
   const waited = (k: string) => rounds.reduce((n, r) => n + Number(r[k] ?? 0), 0);
   console.log(`  sync rounds: ${rounds.length}; blocks per source: ${JSON.stringify(named)}; the apply loop waited ${waited('waitDownloadMs')} ms for downloads and ${waited('waitVerifyMs')} ms for signature checks`);
   console.log(`  limits: raw verify 1 thread ${raw1.toFixed(0)}/s (before ${raw1Before.toFixed(0)}, after ${raw1After.toFixed(0)}), addBlock with sigs pre-verified ${applyPerSec.toFixed(0)} tx/s, both in series ${serial.toFixed(0)} tx/s`);
@@ -163,7 +165,7 @@ try {
   writeResult('sync', {
     txs: built.txs, blocks: BLOCKS, txsPerBlock: TXS_PER_BLOCK, accounts: ACCOUNTS, peers: SERVERS,
     seconds: Number(secs.toFixed(3)), txPerSec: Math.round(syncPerSec), blocksPerSec: Number((BLOCKS / secs).toFixed(1)),
-    firstBlockMs: Math.round(firstBlockMs), freshNodeCpuSeconds: Number(cpu.toFixed(2)),
+    firstBlockMs: Math.round(firstBlockMs), freshNodeCpuSeconds: Number(cpu.toFixed(2)), servingNodesCpuSeconds: Number(serverCpu.toFixed(2)),
     syncRounds: rounds.length, blocksPerSource: named, applyWaitMs: { download: waited('waitDownloadMs'), verify: waited('waitVerifyMs') },
     limits: { rawVerify1ThreadPerSec: { before: Math.round(raw1Before), after: Math.round(raw1After), mean: Math.round(raw1) }, addBlockPreverifiedTxPerSec: Math.round(applyPerSec), serialTxPerSec: Math.round(serial) },
     targetTxPerSec: TARGET, totalSeconds: Number(((nowMs() - t00) / 1000).toFixed(1)),
