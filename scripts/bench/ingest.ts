@@ -12,6 +12,7 @@
  * Limit: raw node:crypto verify, single thread and 2 worker threads, measured in this run.
  * Run: node dist/scripts/bench/ingest.js [--smoke]    Writes scripts/bench/results/ingest.json.
  */
+import os from 'node:os';
 import path from 'node:path';
 import { Chain } from '../../src/chain/chain.js';
 import { InlineVerifier, type SignatureVerifier } from '../../src/crypto/ed25519.js';
@@ -25,13 +26,36 @@ import { openLevel } from '../../src/storage/kv.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { SMOKE, makeRawItems, nowMs, printRows, rawVerifyRate, rawVerifyRateWorkers, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson, type Account } from './fixtures.js';
-import { sendAll, startBenchNode } from './nodeproc.js';
+import { sendAll, startBenchNode, threadCpuSeconds } from './nodeproc.js';
 import { freePort, rpc } from '../../test/helpers/proc.js';
 
 const SENDERS = SMOKE ? 100 : 2000;
 const PER_SENDER = SMOKE ? 4 : 10; // < maxPerSender (64)
 const VERIFY_MS = SMOKE ? 200 : 2000;
 const BATCH = 100;
+
+/**
+ * Where the CPU went during a timed ingest, in µs per transaction: the node's main thread, its signature
+ * workers, its other threads (GC helpers, LevelDB, libuv), and this process (the load generator), which
+ * shares the machine. `ceiling` is what the 2 cores could ingest at that much CPU per transaction.
+ */
+interface CpuPerTx { main: number; verify: number; other: number; generator: number; total: number; ceiling: number; busyPct: number }
+function cpuMeter(pid: number): (txs: number, secs: number) => CpuPerTx {
+  const t0 = threadCpuSeconds(pid);
+  const g0 = process.cpuUsage();
+  return (txs, secs) => {
+    const t1 = threadCpuSeconds(pid);
+    const g1 = process.cpuUsage(g0);
+    const us = (x: number) => Number(((x * 1e6) / txs).toFixed(1));
+    const main = us(t1.main - t0.main), verify = us(t1.verify - t0.verify), other = us(t1.other - t0.other);
+    const generator = us((g1.user + g1.system) / 1e6);
+    const total = Number((main + verify + other + generator).toFixed(1));
+    const busyPct = Math.round((100 * total * txs) / 1e6 / secs / CORES);
+    return { main, verify, other, generator, total, ceiling: Math.round((CORES * 1e6) / total), busyPct };
+  };
+}
+const CORES = os.cpus().length;
+const cpuLine = (c: CpuPerTx) => `CPU per tx: node main ${c.main} µs, signature workers ${c.verify} µs, other node threads ${c.other} µs, load generator ${c.generator} µs = ${c.total} µs → ${CORES} cores allow ${c.ceiling} tx/s at that cost; machine ${c.busyPct} % busy`;
 
 /** All senders' nonce k before any nonce k+1. */
 function signAll(accts: Account[], per: number): Tx[] {
@@ -94,11 +118,13 @@ const p2pTxs = signAll(p2pAccts, PER_SENDER);
 const p2pPort = await freePort();
 const p2pNode = await startBenchNode({ dir: dirP, genesisFile: p2pGenesisFile, p2pPort });
 let p2pPerSec = 0;
+let p2pCpu: CpuPerTx | undefined;
 try {
   const info = await rpc(p2pNode.rpcPort, 'getChainInfo') as { chainId: string; genesisHash: string };
   const peer = await WirePeer.connect(`ws://127.0.0.1:${p2pPort}`);
   const key = newKeyPair();
   await peer.handshake({ key, chainId: info.chainId, genesisHash: info.genesisHash });
+  const meter = cpuMeter(p2pNode.pid);
   const t = nowMs();
   for (let i = 0; i < p2pTxs.length; i += MSG_TXS) peer.send({ type: MSG.TXS, txs: p2pTxs.slice(i, i + MSG_TXS).map((tx) => tx.bytes) });
   for (;;) {
@@ -109,12 +135,14 @@ try {
     await sleep(5);
   }
   p2pPerSec = p2pTxs.length / ((nowMs() - t) / 1000);
+  p2pCpu = meter(p2pTxs.length, (nowMs() - t) / 1000);
   peer.terminate();
 } finally {
   await p2pNode.stop();
   rmDir(dirP);
 }
 console.log(`(b) P2P TXS frames of ${MSG_TXS} over WebSocket to a node process: ${p2pPerSec.toFixed(0)} tx/s`);
+console.log(`    ${cpuLine(p2pCpu!)}`);
 
 // ---- (c) HTTP JSON-RPC against a real node process
 const dirB = tmpDir('ingest-http');
@@ -124,16 +152,20 @@ writeGenesisJson(genesisFile, makeGenesis([validator!], httpAccts, 10n ** 12n));
 const httpTxs = signAll(httpAccts, PER_SENDER);
 const httpHalf = Math.floor(httpTxs.length / 2);
 const node = await startBenchNode({ dir: dirB, genesisFile });
-let http1, http8;
+let http1, http8, http8Cpu: CpuPerTx | undefined;
 try {
   http1 = await sendAll(node.rpcPort, httpTxs.slice(0, httpHalf), { batch: BATCH, clients: 1 });
+  const meter = cpuMeter(node.pid);
+  const t = nowMs();
   http8 = await sendAll(node.rpcPort, httpTxs.slice(httpHalf), { batch: BATCH, clients: 8 });
+  http8Cpu = meter(httpTxs.length - httpHalf, (nowMs() - t) / 1000);
   for (const r of [http1, http8]) if (r.errors) throw new Error(`sendTransaction errors: ${r.errors}, first ${r.firstError}`);
 } finally {
   await node.stop();
   rmDir(dirB);
 }
 console.log(`(c) sendTransaction over HTTP, batches of ${BATCH}: 1 client ${http1.perSec.toFixed(0)} tx/s, 8 clients ${http8.perSec.toFixed(0)} tx/s`);
+console.log(`    8 clients: ${cpuLine(http8Cpu!)}`);
 
 const lim1 = { name: 'raw node:crypto verify, 1 thread', value: raw1, unit: 'verifies/s' };
 const lim2 = { name: 'raw node:crypto verify, 2 worker threads', value: raw2, unit: 'verifies/s' };
@@ -149,7 +181,7 @@ writeResult('ingest', {
   senders: SENDERS, txs: SENDERS * PER_SENDER, txsPerMessage: MSG_TXS,
   rawVerifyPerSec: { thread1: Math.round(raw1), workers2: Math.round(raw2) },
   inProcess: { mainThreadVerifyTxPerSec: Math.round(inlinePerSec), workers2TxPerSec: Math.round(poolPerSec) },
-  p2p: { txPerSec: Math.round(p2pPerSec) },
-  http: { batch: BATCH, client1TxPerSec: Math.round(http1.perSec), clients8TxPerSec: Math.round(http8.perSec), rateLimitRaisedFromDefault: '2000 req/s per IP' },
+  p2p: { txPerSec: Math.round(p2pPerSec), cpuPerTxMicros: p2pCpu },
+  http: { batch: BATCH, client1TxPerSec: Math.round(http1.perSec), clients8TxPerSec: Math.round(http8.perSec), clients8CpuPerTxMicros: http8Cpu, rateLimitRaisedFromDefault: '2000 req/s per IP' },
   summary,
 });
