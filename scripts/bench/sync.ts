@@ -23,6 +23,7 @@
  * Writes scripts/bench/results/sync.json.
  */
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { Chain } from '../../src/chain/chain.js';
 import { SigCache } from '../../src/crypto/sigcache.js';
@@ -152,6 +153,10 @@ try {
   const raw1 = (raw1Before + raw1After) / 2;
   const serial = 1 / (1 / raw1 + 1 / applyPerSec);
   console.log(`sync: ${built.txs} txs in ${BLOCKS} blocks from ${SERVERS} peers in ${secs.toFixed(2)} s = ${syncPerSec.toFixed(0)} tx/s (${(BLOCKS / secs).toFixed(1)} blocks/s; first block after ${firstBlockMs.toFixed(0)} ms; fresh node CPU ${cpu.toFixed(1)} s = ${((100 * cpu) / secs).toFixed(0)} % of one core; serving nodes together ${serverCpu.toFixed(1)} s = ${((100 * serverCpu) / secs).toFixed(0)} %)`);
+  const cores = os.cpus().length;
+  const cpuPerTxUs = ((cpu + serverCpu) * 1e6) / built.txs;
+  const cpuCeiling = (cores * 1e6) / cpuPerTxUs;
+  console.log(`  CPU per tx: fresh node ${((cpu * 1e6) / built.txs).toFixed(0)} µs + serving nodes ${((serverCpu * 1e6) / built.txs).toFixed(0)} µs = ${cpuPerTxUs.toFixed(0)} µs → ${cores} cores allow ${cpuCeiling.toFixed(0)} tx/s at that cost (this run: ${(syncPerSec / cpuCeiling).toFixed(2)} of it)`);
   const waited = (k: string) => rounds.reduce((n, r) => n + Number(r[k] ?? 0), 0);
   console.log(`  sync rounds: ${rounds.length}; blocks per source: ${JSON.stringify(named)}; the apply loop waited ${waited('waitDownloadMs')} ms for downloads and ${waited('waitVerifyMs')} ms for signature checks`);
   console.log(`  limits: raw verify 1 thread ${raw1.toFixed(0)}/s (before ${raw1Before.toFixed(0)}, after ${raw1After.toFixed(0)}), addBlock with sigs pre-verified ${applyPerSec.toFixed(0)} tx/s, both in series ${serial.toFixed(0)} tx/s`);
@@ -166,6 +171,7 @@ try {
     txs: built.txs, blocks: BLOCKS, txsPerBlock: TXS_PER_BLOCK, accounts: ACCOUNTS, peers: SERVERS,
     seconds: Number(secs.toFixed(3)), txPerSec: Math.round(syncPerSec), blocksPerSec: Number((BLOCKS / secs).toFixed(1)),
     firstBlockMs: Math.round(firstBlockMs), freshNodeCpuSeconds: Number(cpu.toFixed(2)), servingNodesCpuSeconds: Number(serverCpu.toFixed(2)),
+    cpuPerTxMicros: Number(cpuPerTxUs.toFixed(1)), cpuCeilingTxPerSec: Math.round(cpuCeiling),
     syncRounds: rounds.length, blocksPerSource: named, applyWaitMs: { download: waited('waitDownloadMs'), verify: waited('waitVerifyMs') },
     limits: { rawVerify1ThreadPerSec: { before: Math.round(raw1Before), after: Math.round(raw1After), mean: Math.round(raw1) }, addBlockPreverifiedTxPerSec: Math.round(applyPerSec), serialTxPerSec: Math.round(serial) },
     targetTxPerSec: TARGET, totalSeconds: Number(((nowMs() - t00) / 1000).toFixed(1)),
