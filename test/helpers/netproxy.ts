@@ -20,6 +20,7 @@
  * preserving order (latency injection); setDelay(a, b, 0) removes it.
  */
 import net from 'node:net';
+import { resetSocket } from './sockreset.js';
 
 export interface ProxiedNode {
   index: number;
@@ -218,14 +219,7 @@ export class NetProxy {
 
   #destroy(l: Link): void {
     this.#links.delete(l);
-    // resetAndDestroy sends RST: the far ends see the connection die at once (as a broken network would).
-    for (const s of [l.client, l.upstream]) {
-      try {
-        if (!s.destroyed) (s as net.Socket & { resetAndDestroy?: () => void }).resetAndDestroy?.() ?? s.destroy();
-      } catch {
-        s.destroy();
-      }
-    }
+    for (const s of [l.client, l.upstream]) resetSocket(s);
   }
 
   #onConnection(to: number, client: net.Socket): void {
@@ -233,7 +227,7 @@ export class NetProxy {
     const from = this.indexOfIp(client.remoteAddress ?? '');
     if (this.#closed || !this.#allowed(from, to)) {
       this.#stat(from, to).refused++;
-      try { client.resetAndDestroy(); } catch { client.destroy(); }
+      resetSocket(client);
       return;
     }
     const target = this.nodes[to]!;

@@ -25,6 +25,7 @@
 import net from 'node:net';
 import { rmSync } from 'node:fs';
 import readline from 'node:readline';
+import { resetSocket } from './sockreset.js';
 
 export interface AgentConfig {
   index: number;
@@ -52,9 +53,7 @@ function main(cfg: AgentConfig): void {
   const hold = (a: number, b: number): number => Math.max(stallUntil.get(-1) ?? 0, stallUntil.get(a) ?? 0, stallUntil.get(b) ?? 0);
   const destroy = (l: Link): void => {
     links.delete(l);
-    for (const s of [l.client, l.upstream]) {
-      try { if (!s.destroyed) s.resetAndDestroy(); } catch { s.destroy(); }
-    }
+    for (const s of [l.client, l.upstream]) resetSocket(s);
   };
 
   /** Copy src → dst for direction from → to with delay, jitter and stalls; back-pressure by pausing src. */
