@@ -43,7 +43,7 @@ export class SigCache {
 }
 
 /**
- * Verify the checks whose ids are not cached (null id = never cached, e.g. a block header) through
+ * Verify the checks whose ids are not cached (a null id is never cached) through
  * `verifier`. `itemAt(i)` builds check i only when it must actually run (building signing messages for
  * thousands of already-verified transactions was a measurable share of block application). A check with
  * the same id already running for another caller is not run again: its verdict is awaited (an id is the hash
