@@ -140,9 +140,9 @@ export function verify(sig: Uint8Array, msg: Uint8Array, pub: Uint8Array): boole
 export type VerifyItem = { signature: Uint8Array; message: Uint8Array; publicKey: Uint8Array };
 
 /**
- * `urgent`: a few header signatures (a future block's, equivocation evidence) that something waits on; a
- * verifier that queues work runs them before queued non-urgent checks (mempool admission). Not for a
- * block's transactions: see URGENT in chain.ts.
+ * `urgent`: header signatures that something waits on (a block's header not yet cached, a future block's,
+ * equivocation evidence); a verifier that queues work runs them before queued non-urgent checks (mempool
+ * admission, sync read-ahead). Not for a block's transactions: see URGENT in chain.ts.
  */
 export interface VerifyOptions { urgent?: boolean }
 
