@@ -33,7 +33,7 @@ import { fromHex, toHex } from '../../src/encoding/bytes.js';
 import { applyBlockTxs, EMPTY_ACCOUNT, touchedAccounts, type Account as LedgerAccount } from '../../src/ledger/state.js';
 import { accountLeaf, clearLeafCache, leavesFor } from '../../src/ledger/statehash.js';
 import { shake256 } from '../../src/crypto/hash.js';
-import { assembleBlock } from '../../src/node/producer.js';
+import { assembleBlock } from '../../src/producer/producer.js';
 import { decodeBlock } from '../../src/ledger/block.js';
 import { openLevel } from '../../src/storage/kv.js';
 import { ManualClock } from '../../src/util/clock.js';

@@ -29,7 +29,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { writeKeyFile } from '../../src/node/keyfile.js';
+import { writeKeyFile } from '../../src/crypto/keyfile.js';
 import { slotAt, slotStart } from '../../src/ledger/schedule.js';
 import { toHex } from '../../src/encoding/bytes.js';
 import { freePorts, rpc } from '../../test/helpers/proc.js';

@@ -27,7 +27,7 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { toHex } from '../../src/encoding/bytes.js';
 import type { Tx } from '../../src/ledger/tx.js';
-import { writeKeyFile } from '../../src/node/keyfile.js';
+import { writeKeyFile } from '../../src/crypto/keyfile.js';
 import { freePorts, rpc } from '../../test/helpers/proc.js';
 import { SMOKE, nowMs, printRows, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson, type Account } from './fixtures.js';

@@ -18,7 +18,7 @@ import { Chain } from '../../src/chain/chain.js';
 import { InlineVerifier, type SignatureVerifier } from '../../src/crypto/ed25519.js';
 import { WorkerVerifier } from '../../src/crypto/verifypool.js';
 import { MSG } from '../../src/p2p/messages.js';
-import { newKeyPair } from '../../src/node/keyfile.js';
+import { newKeyPair } from '../../src/crypto/keyfile.js';
 import { WirePeer } from '../../test/helpers/p2pnet.js';
 import { SigCache } from '../../src/crypto/sigcache.js';
 import { Mempool } from '../../src/mempool/mempool.js';

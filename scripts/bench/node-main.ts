@@ -8,7 +8,7 @@
  *   node dist/scripts/bench/node-main.js '{"datadir":…,"genesis":…,"rpcPort":…,"ratePerSec":…,"p2pPort":…,"bootnodes":[…],"key":…}'
  */
 import { readGenesisFile } from '../../src/node/genesisfile.js';
-import { readKeyFile } from '../../src/node/keyfile.js';
+import { readKeyFile } from '../../src/crypto/keyfile.js';
 import { defaultVerifyThreads, MeshNode } from '../../src/node/node.js';
 import { createLogger } from '../../src/util/log.js';
 

@@ -29,7 +29,7 @@ import { Chain } from '../../src/chain/chain.js';
 import { SigCache } from '../../src/crypto/sigcache.js';
 import { readGenesisFile } from '../../src/node/genesisfile.js';
 import { chainDbPath } from '../../src/node/node.js';
-import { assembleBlock } from '../../src/node/producer.js';
+import { assembleBlock } from '../../src/producer/producer.js';
 import { openLevel } from '../../src/storage/kv.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { freePorts, rpc } from '../../test/helpers/proc.js';

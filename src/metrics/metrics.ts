@@ -18,7 +18,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { ChainEvents } from '../chain/chain.js';
 import type { MempoolEvents } from '../mempool/mempool.js';
 import type { NetEvents } from '../p2p/network.js';
-import type { ProducerEvents } from '../node/producer.js';
+import type { ProducerEvents } from '../producer/producer.js';
 import type { KV } from '../storage/kv.js';
 import type { TypedEmitter } from '../util/events.js';
 import { timedWrites, type WriteOp } from './kv.js';

@@ -9,7 +9,7 @@ import { decodeAddress } from '../encoding/address.js';
 import { DEFAULT_PARAMS, GenesisError, genesisFromJson, type GenesisJson } from '../ledger/genesis.js';
 import { createLogger, type Level } from '../util/log.js';
 import { packageRoot } from '../util/schemas.js';
-import { KeyFileError, newKeyPair, readKeyFile, writeKeyFile } from './keyfile.js';
+import { KeyFileError, newKeyPair, readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
 import { readGenesisFile, writeGenesisFile } from './genesisfile.js';
 import { defaultVerifyThreads, MeshNode, StartupError, type HostPort } from './node.js';
 import { runDevnet } from './devnet.js';

@@ -11,7 +11,7 @@ import { mkdir } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { DEFAULT_PARAMS, genesisFromJson } from '../ledger/genesis.js';
 import { packageRoot } from '../util/schemas.js';
-import { newKeyPair, readKeyFile, writeKeyFile } from './keyfile.js';
+import { newKeyPair, readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
 import { readGenesisFile, writeGenesisFile } from './genesisfile.js';
 import { buildGenesisJson, UsageError } from './cli.js';
 

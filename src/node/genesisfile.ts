@@ -2,7 +2,7 @@
 import { promises as fs } from 'node:fs';
 import { genesisFromJson, GenesisError, type Genesis, type GenesisJson } from '../ledger/genesis.js';
 import { validatorFor } from '../util/schemas.js';
-import { writeFileKeepingOld } from './keyfile.js';
+import { writeFileKeepingOld } from '../util/files.js';
 
 export async function readGenesisFile(path: string): Promise<Genesis> {
   let text: string;

@@ -27,13 +27,13 @@ import { openLevel, type KV } from '../storage/kv.js';
 import { systemClock, type Clock } from '../util/clock.js';
 import { loadSchema, packageRoot } from '../util/schemas.js';
 import type { Logger } from '../util/log.js';
-import { newKeyPair, readKeyFile, writeKeyFile, type KeyPair } from './keyfile.js';
+import { newKeyPair, readKeyFile, writeKeyFile, type KeyPair } from '../crypto/keyfile.js';
 import { Network, type NetLimits } from '../p2p/network.js';
 import { WsTransport } from '../p2p/transport.js';
 import type { Transport } from '../p2p/transport.js';
 import { systemRandom, type Random } from '../util/random.js';
 import { existsSync, readFileSync } from 'node:fs';
-import { blockCandidates, Producer } from './producer.js';
+import { blockCandidates, Producer } from '../producer/producer.js';
 import { NodeMetrics } from '../metrics/metrics.js';
 import { proposerFor, slotAt } from '../ledger/schedule.js';
 

@@ -21,7 +21,7 @@ import { proposerFor } from '../ledger/schedule.js';
 import { layout } from '../storage/layout.js';
 import { bytesEqual } from '../encoding/bytes.js';
 import { MeshNode } from '../node/node.js';
-import type { KeyPair } from '../node/keyfile.js';
+import type { KeyPair } from '../crypto/keyfile.js';
 import type { BatchOp, KV } from '../storage/kv.js';
 import { ManualClock, type Clock, type TimerHandle } from '../util/clock.js';
 import { SharedVerdicts } from './verifier.js';

@@ -18,7 +18,7 @@ import path from 'node:path';
 import { decodeAddress } from '../encoding/address.js';
 import { isHex, U64_MAX } from '../encoding/bytes.js';
 import { signTx } from '../ledger/tx.js';
-import { KeyFileError, readKeyFile } from '../node/keyfile.js';
+import { KeyFileError, readKeyFile } from '../crypto/keyfile.js';
 import { RpcClient, RpcClientError, RpcTransportError, type ChainInfo, type TransactionStatus } from '../sdk/client.js';
 import { AmountError, formatAmount, parseAmount } from './amount.js';
 import {

@@ -31,7 +31,7 @@ import { xchacha20poly1305 } from '@noble/ciphers/chacha.js';
 import { decodeAddress, encodeAddress } from '../encoding/address.js';
 import { concatBytes, fromHex, isHex, toHex, utf8 } from '../encoding/bytes.js';
 import { getPublicKey } from '../crypto/ed25519.js';
-import { newKeyPair } from '../node/keyfile.js';
+import { newKeyPair } from '../crypto/keyfile.js';
 
 export const KEYSTORE_VERSION = 1;
 export const DEFAULT_SCRYPT_N = 2 ** 17;

@@ -36,7 +36,7 @@ import { genesisFromJson, type Genesis } from '../../src/ledger/genesis.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
 import { slotAt, slotStart } from '../../src/ledger/schedule.js';
 import { decodeMessage, encodeMessage, frameMaxBytes, MSG, MAX_GET_BLOCKS } from '../../src/p2p/messages.js';
-import { assembleBlock } from '../../src/node/producer.js';
+import { assembleBlock } from '../../src/producer/producer.js';
 import { openMemory } from '../../src/storage/kv.js';
 import { Harness, rpcError, scaled, signTransfer, type KeyInfo, type NodeProc } from '../helpers/proc.js';
 import { canBindLoopbackAlias } from '../helpers/netproxy.js';

@@ -23,7 +23,7 @@ import type { Genesis } from '../../src/ledger/genesis.js';
 import { proposerFor } from '../../src/ledger/schedule.js';
 import { signTx, type Tx } from '../../src/ledger/tx.js';
 import { readGenesisFile } from '../../src/node/genesisfile.js';
-import { assembleBlock } from '../../src/node/producer.js';
+import { assembleBlock } from '../../src/producer/producer.js';
 import { openLevel } from '../../src/storage/kv.js';
 import { chainDbPath } from '../../src/node/node.js';
 

@@ -10,9 +10,9 @@ import { signTx, type Tx } from '../../src/ledger/tx.js';
 import { Chain } from '../../src/chain/chain.js';
 import { openMemory, type KV } from '../../src/storage/kv.js';
 import { ManualClock } from '../../src/util/clock.js';
-import { assembleBlock } from '../../src/node/producer.js';
+import { assembleBlock } from '../../src/producer/producer.js';
 import { makeBlock, signHeader, type Block, type UnsignedHeader } from '../../src/ledger/block.js';
-import type { KeyPair } from '../../src/node/keyfile.js';
+import type { KeyPair } from '../../src/crypto/keyfile.js';
 
 export const GENESIS_TIME = 1_700_000_000_000;
 export const SLOT_MS = 1000;

@@ -10,7 +10,7 @@ import { Chain } from '../../src/chain/chain.js';
 import { fromHex } from '../../src/encoding/bytes.js';
 import type { Genesis } from '../../src/ledger/genesis.js';
 import { Mempool } from '../../src/mempool/mempool.js';
-import type { KeyPair } from '../../src/node/keyfile.js';
+import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { Network, type NetLimits } from '../../src/p2p/network.js';
 import { signAuth } from '../../src/p2p/peer.js';

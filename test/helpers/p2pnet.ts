@@ -13,7 +13,7 @@ import { encodeAddress } from '../../src/encoding/address.js';
 import { fromHex } from '../../src/encoding/bytes.js';
 import { DEFAULT_PARAMS, genesisFromJson, type GenesisJson } from '../../src/ledger/genesis.js';
 import { writeGenesisFile } from '../../src/node/genesisfile.js';
-import { newKeyPair, writeKeyFile } from '../../src/node/keyfile.js';
+import { newKeyPair, writeKeyFile } from '../../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, frameMaxBytes, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { signAuth, verifyAuth } from '../../src/p2p/peer.js';
 import { Harness, scaled, waitFor, type GenesisInfo, type KeyInfo, type NodeProc } from './proc.js';

@@ -20,7 +20,7 @@ import type { Tx } from '../../src/ledger/tx.js';
 import { layout } from '../../src/storage/layout.js';
 import type { KV } from '../../src/storage/kv.js';
 import { toHex } from '../../src/encoding/bytes.js';
-import type { KeyPair } from '../../src/node/keyfile.js';
+import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { addBlockOutcome, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('prop-val', 3);

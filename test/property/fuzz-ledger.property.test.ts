@@ -41,7 +41,7 @@ import { StateLattice } from '../../src/ledger/statehash.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { Mempool } from '../../src/mempool/mempool.js';
 import { layout } from '../../src/storage/layout.js';
-import type { KeyPair } from '../../src/node/keyfile.js';
+import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { addBlockOutcome, buildBlock, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('fuzz-ledger-val', 3);

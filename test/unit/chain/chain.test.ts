@@ -19,7 +19,7 @@ import { layout } from '../../../src/storage/layout.js';
 import { openLevel, type KV } from '../../../src/storage/kv.js';
 import { compareBytes, concatBytes, toHex } from '../../../src/encoding/bytes.js';
 import { ManualClock } from '../../../src/util/clock.js';
-import type { KeyPair } from '../../../src/node/keyfile.js';
+import type { KeyPair } from '../../../src/crypto/keyfile.js';
 import { decodeTx, type Tx } from '../../../src/ledger/tx.js';
 import {
   GENESIS_TIME, SLOT_MS, buildBlock, extend, makeGenesis, openTestChain, testKeys, transfer, type TestChain,

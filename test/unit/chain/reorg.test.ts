@@ -11,7 +11,7 @@ import { EMPTY_ACCOUNT } from '../../../src/ledger/state.js';
 import { layout } from '../../../src/storage/layout.js';
 import type { KV } from '../../../src/storage/kv.js';
 import { compareBytes, toHex } from '../../../src/encoding/bytes.js';
-import type { KeyPair } from '../../../src/node/keyfile.js';
+import type { KeyPair } from '../../../src/crypto/keyfile.js';
 import type { Tx } from '../../../src/ledger/tx.js';
 import { buildBlock, makeGenesis, openTestChain, testKeys, transfer, type TestChain, resignBlock } from '../../helpers/fixtures.js';
 

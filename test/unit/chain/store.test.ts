@@ -14,7 +14,7 @@ import { layout } from '../../../src/storage/layout.js';
 import { openLevel, openMemory, type BatchOp, type KV } from '../../../src/storage/kv.js';
 import { toHex } from '../../../src/encoding/bytes.js';
 import { ManualClock } from '../../../src/util/clock.js';
-import type { KeyPair } from '../../../src/node/keyfile.js';
+import type { KeyPair } from '../../../src/crypto/keyfile.js';
 import type { Tx } from '../../../src/ledger/tx.js';
 import { GENESIS_TIME, buildBlock, makeGenesis, openTestChain, testKeys, transfer, type TestChain, resignBlock } from '../../helpers/fixtures.js';
 

@@ -24,7 +24,7 @@ import { slotStart } from '../../../src/ledger/schedule.js';
 import { StateLattice } from '../../../src/ledger/statehash.js';
 import type { Tx } from '../../../src/ledger/tx.js';
 import { buildBlock, makeGenesis, openTestChain, testKey, testKeys, transfer, type TestChain, throwsRule } from '../../helpers/fixtures.js';
-import type { KeyPair } from '../../../src/node/keyfile.js';
+import type { KeyPair } from '../../../src/crypto/keyfile.js';
 
 const VALIDATORS = testKeys('block-validator', 3);
 const ALICE = testKey('block-alice');

@@ -19,7 +19,7 @@ import { layout } from '../../../src/storage/layout.js';
 import { openLevel, openMemory, type BatchOp, type KV } from '../../../src/storage/kv.js';
 import { toHex } from '../../../src/encoding/bytes.js';
 import { ManualClock } from '../../../src/util/clock.js';
-import type { KeyPair } from '../../../src/node/keyfile.js';
+import type { KeyPair } from '../../../src/crypto/keyfile.js';
 import { GENESIS_TIME, buildBlock, makeGenesis, openTestChain, testKeys, transfer } from '../../helpers/fixtures.js';
 
 const V = testKeys('mp-val', 3);

@@ -8,7 +8,7 @@ import { register as globalRegistry } from 'prom-client';
 import type { ChainEvents } from '../../../src/chain/chain.js';
 import type { MempoolEvents } from '../../../src/mempool/mempool.js';
 import type { NetEvents } from '../../../src/p2p/network.js';
-import type { ProducerEvents } from '../../../src/node/producer.js';
+import type { ProducerEvents } from '../../../src/producer/producer.js';
 import { METRIC_NAMES, NodeMetrics, type GossipStats } from '../../../src/metrics/metrics.js';
 import { openMemory } from '../../../src/storage/kv.js';
 import { TypedEmitter } from '../../../src/util/events.js';

@@ -13,7 +13,7 @@ import path from 'node:path';
 import { encodeAddress } from '../../../src/encoding/address.js';
 import { toHex } from '../../../src/encoding/bytes.js';
 import { getPublicKey } from '../../../src/crypto/ed25519.js';
-import { newKeyPair } from '../../../src/node/keyfile.js';
+import { newKeyPair } from '../../../src/crypto/keyfile.js';
 import {
   DEFAULT_SCRYPT_N, MIN_SCRYPT_N, WalletError, addressOf, createKey, importKey, listKeys, loadKey, walletPath,
 } from '../../../src/wallet/keystore.js';

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ManualClock, type Clock, type TimerHandle } from '../../../src/util/clock.js';
 import { Mempool } from '../../../src/mempool/mempool.js';
-import { Producer } from '../../../src/node/producer.js';
+import { Producer } from '../../../src/producer/producer.js';
 import { silentLogger } from '../../../src/util/log.js';
 import { GENESIS_TIME, SLOT_MS, makeGenesis, openTestChain, testKeys, transfer } from '../../helpers/fixtures.js';
 

@@ -5,7 +5,8 @@
 import { promises as fs } from 'node:fs';
 import { encodeAddress } from '../encoding/address.js';
 import { fromHex, isHex, toHex } from '../encoding/bytes.js';
-import { generateSecretKey, getPublicKey } from '../crypto/ed25519.js';
+import { generateSecretKey, getPublicKey } from './ed25519.js';
+import { writeFileKeepingOld } from '../util/files.js';
 
 export interface KeyPair {
   secretKey: Uint8Array;
@@ -26,24 +27,7 @@ export function newKeyPair(random?: (n: number) => Uint8Array): KeyPair {
   return { secretKey, publicKey, address: encodeAddress(publicKey) };
 }
 
-/**
- * Write a file that must not silently destroy its predecessor (a lost validator key is not recoverable):
- * an existing file is first renamed to `<path>.<time>.bak`. Returns the backup's path, if one was made.
- */
-export async function writeFileKeepingOld(path: string, body: string, mode: number): Promise<string | undefined> {
-  let backup: string | undefined;
-  try {
-    await fs.access(path);
-    backup = `${path}.${new Date().toISOString().replace(/[:.]/g, '-')}.bak`;
-    await fs.rename(path, backup);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-  }
-  await fs.writeFile(path, body, { mode, flag: 'wx' });
-  return backup;
-}
-
-/** Write a key file (mode 0600); an existing file at `path` is kept as a .bak (see writeFileKeepingOld). */
+/** Write a key file (mode 0600); an existing file at `path` is kept as a .bak (see util/files.ts). */
 export async function writeKeyFile(path: string, kp: KeyPair): Promise<string | undefined> {
   const body = JSON.stringify({ type: 'ed25519', address: kp.address, publicKey: toHex(kp.publicKey), secretKey: toHex(kp.secretKey) }, null, 2) + '\n';
   try {
