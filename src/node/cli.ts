@@ -6,22 +6,16 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { decodeAddress } from '../encoding/address.js';
-import { DEFAULT_PARAMS, GenesisError, genesisFromJson, type GenesisJson } from '../ledger/genesis.js';
+import { DEFAULT_PARAMS, GenesisError, genesisFromJson } from '../ledger/genesis.js';
 import { createLogger, type Level } from '../util/log.js';
 import { packageRoot } from '../util/schemas.js';
 import { KeyFileError, newKeyPair, readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
-import { readGenesisFile, writeGenesisFile } from './genesisfile.js';
+import { buildGenesisJson, readGenesisFile, writeGenesisFile } from './genesisfile.js';
 import { defaultVerifyThreads, MeshNode, StartupError, type HostPort } from './node.js';
 import { runDevnet } from './devnet.js';
+import { UsageError } from './usage.js';
 import { ChainError } from '../chain/chain.js';
 import { WALLET_SUMMARY, WALLET_USAGE, walletMain } from '../wallet/cli.js';
-
-export class UsageError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'UsageError';
-  }
-}
 
 interface Command {
   summary: string;
@@ -185,20 +179,6 @@ export const COMMANDS: Record<string, Command> = {
     run: (_v, argv) => walletMain(argv),
   },
 };
-
-export function buildGenesisJson(o: {
-  chainId: string; genesisTime: number; slotMs: number; validators: string[]; alloc: { address: string; amount: string }[];
-  minFee: string; decimals: number; symbol: string;
-}): GenesisJson {
-  const p = DEFAULT_PARAMS;
-  return {
-    chainId: o.chainId, genesisTime: o.genesisTime, slotMs: o.slotMs, validators: o.validators, alloc: o.alloc,
-    params: {
-      minFee: o.minFee, maxBlockTxs: p.maxBlockTxs, maxBlockBytes: p.maxBlockBytes, maxMemoBytes: p.maxMemoBytes,
-      maxClockDriftMs: p.maxClockDriftMs, decimals: o.decimals, symbol: o.symbol,
-    },
-  };
-}
 
 function usageText(): string {
   const lines = Object.entries(COMMANDS).map(([name, c]) => `  ${name.padEnd(8)} ${c.summary}`);

@@ -12,8 +12,8 @@ import { join, resolve } from 'node:path';
 import { DEFAULT_PARAMS, genesisFromJson } from '../ledger/genesis.js';
 import { packageRoot } from '../util/schemas.js';
 import { newKeyPair, readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
-import { readGenesisFile, writeGenesisFile } from './genesisfile.js';
-import { buildGenesisJson, UsageError } from './cli.js';
+import { buildGenesisJson, readGenesisFile, writeGenesisFile } from './genesisfile.js';
+import { UsageError } from './usage.js';
 
 export interface DevnetOptions {
   dir: string;

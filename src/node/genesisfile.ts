@@ -1,6 +1,6 @@
-/** Reading and writing genesis.json, validated by schemas/genesis.schema.json and then semantically. */
+/** Reading, writing and building genesis.json; what is read is validated by schemas/genesis.schema.json and then semantically. */
 import { promises as fs } from 'node:fs';
-import { genesisFromJson, GenesisError, type Genesis, type GenesisJson } from '../ledger/genesis.js';
+import { DEFAULT_PARAMS, genesisFromJson, GenesisError, type Genesis, type GenesisJson } from '../ledger/genesis.js';
 import { validatorFor } from '../util/schemas.js';
 import { writeFileKeepingOld } from '../util/files.js';
 
@@ -36,4 +36,19 @@ export async function writeGenesisFile(path: string, j: GenesisJson): Promise<st
   } catch (e) {
     throw new GenesisError(`cannot write ${path}: ${(e as Error).message}`);
   }
+}
+
+/** A genesis document from the CLI's flags (genesis, devnet); the limits not settable there are the defaults. */
+export function buildGenesisJson(o: {
+  chainId: string; genesisTime: number; slotMs: number; validators: string[]; alloc: { address: string; amount: string }[];
+  minFee: string; decimals: number; symbol: string;
+}): GenesisJson {
+  const p = DEFAULT_PARAMS;
+  return {
+    chainId: o.chainId, genesisTime: o.genesisTime, slotMs: o.slotMs, validators: o.validators, alloc: o.alloc,
+    params: {
+      minFee: o.minFee, maxBlockTxs: p.maxBlockTxs, maxBlockBytes: p.maxBlockBytes, maxMemoBytes: p.maxMemoBytes,
+      maxClockDriftMs: p.maxClockDriftMs, decimals: o.decimals, symbol: o.symbol,
+    },
+  };
 }

@@ -3,18 +3,20 @@
  * validators compiled from schemas/openrpc.json, and results are checked against it in tests.
  * The node's parts are reached through their public methods only (RpcNode).
  */
-import { AddressError, decodeAddress, encodeAddress } from '../encoding/address.js';
-import { fromHex, readU32be, readU64be, toHex, writeU32be, writeU64be } from '../encoding/bytes.js';
+import { encodeAddress } from '../encoding/address.js';
+import { toHex } from '../encoding/bytes.js';
 import { headerToJson, txToJson } from '../ledger/json.js';
 import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
 import { decodeTx } from '../ledger/tx.js';
-import type { Chain, HistoryPosition } from '../chain/chain.js';
+import type { Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 import type { Network } from '../p2p/network.js';
 import { PROTOCOL_VERSION } from '../p2p/messages.js';
 import { RpcError } from './errors.js';
+import { addressParam, historyCursor, parseHistoryCursor, parseTxBytes } from './params.js';
 import type { MethodHandler, RpcContext } from './server.js';
 import type { Subscriptions } from './subscriptions.js';
+import { transactionStatus } from './txstatus.js';
 
 export interface RpcNode {
   chain: Chain;
@@ -25,26 +27,6 @@ export interface RpcNode {
   validator?: string | undefined;
   startedAt: number;
   now: () => number;
-}
-
-export type TxStatus =
-  | { id: string; status: 'pending'; transaction: ReturnType<typeof txToJson> }
-  | { id: string; status: 'confirmed'; blockHeight: number; blockHash: string; index: number; confirmations: number; transaction: ReturnType<typeof txToJson> }
-  | { id: string; status: 'unknown' };
-
-/** Status of a transaction id on this node: confirmed on the best chain, pending in the mempool, or unknown. */
-export async function transactionStatus(chain: Chain, mempool: Mempool, id: string): Promise<TxStatus> {
-  const loc = await chain.getTxLocation(id);
-  if (loc) {
-    const block = await chain.getBlock(loc.blockHash);
-    const tx = block?.txs[loc.index];
-    if (tx) {
-      return { id, status: 'confirmed', blockHeight: loc.height, blockHash: loc.blockHash, index: loc.index, confirmations: chain.head.height - loc.height + 1, transaction: txToJson(tx) };
-    }
-  }
-  const p = mempool.get(id);
-  if (p) return { id, status: 'pending', transaction: txToJson(p) };
-  return { id, status: 'unknown' };
 }
 
 export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
@@ -190,48 +172,6 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
     adminUnbanPeer: (p) => net().unban(p.nodeId as string),
     adminListBans: () => net().bans().map((b) => ({ nodeId: b.nodeId, until: b.until, reason: b.reason })),
   };
-}
-
-/** Decode an address param. The schema checks only its shape, so a bad checksum is -32602 here, not -32603. */
-export function addressParam(address: string, param = 'address'): Uint8Array {
-  try {
-    return decodeAddress(address);
-  } catch (e) {
-    if (e instanceof AddressError) throw RpcError.invalidParams(`"${param}" ${e.message}`, { param });
-    throw e;
-  }
-}
-
-/** The opaque `next` of getAccountTransactions: hex of height u64 | index u32 | dir u8. */
-function historyCursor(p: HistoryPosition): string {
-  const b = new Uint8Array(13);
-  writeU64be(b, 0, p.height);
-  writeU32be(b, 8, p.index);
-  b[12] = p.dir;
-  return toHex(b);
-}
-
-function parseHistoryCursor(cursor: string): HistoryPosition {
-  const bad = () => RpcError.invalidParams('"cursor" is not a cursor returned by this method', { param: 'cursor' });
-  if (!/^[0-9a-f]{26}$/.test(cursor)) throw bad();
-  const b = fromHex(cursor);
-  const height = Number(readU64be(b, 0));
-  if (!Number.isSafeInteger(height) || b[12]! > 1) throw bad();
-  return { height, index: readU32be(b, 8), dir: b[12] as 0 | 1 };
-}
-
-/** Hex (optionally 0x-prefixed; tried first) or canonical base64; the schema already restricted the alphabet. */
-export function parseTxBytes(s: string): Uint8Array {
-  const hex = s.startsWith('0x') ? s.slice(2) : s;
-  if (hex.length > 0 && hex.length % 2 === 0) {
-    // Buffer's hex decoder (either case) stops at the first pair that is not hex: all of it decoded = it is hex.
-    // (Two regular expressions over every submitted transaction were ~4 % of an HTTP ingest's main thread.)
-    const b = Buffer.from(hex, 'hex');
-    if (b.length * 2 === hex.length) return new Uint8Array(b.buffer, b.byteOffset, b.length);
-  }
-  const b = Buffer.from(s, 'base64');
-  if (b.toString('base64') !== s) throw RpcError.invalidParams('"tx" is neither hex nor canonical base64', { param: 'tx' });
-  return new Uint8Array(b);
 }
 
 /** Consensus-rule failures are invalid_transaction; stateful or policy refusals are mempool_rejected. */

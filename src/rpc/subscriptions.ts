@@ -18,7 +18,8 @@ import type { Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 import type { Logger } from '../util/log.js';
 import { RpcError } from './errors.js';
-import { addressParam, transactionStatus } from './methods.js';
+import { addressParam } from './params.js';
+import { transactionStatus } from './txstatus.js';
 
 export const TOPICS = ['newHeads', 'pendingTransactions', 'transaction', 'account'] as const;
 export type Topic = (typeof TOPICS)[number];

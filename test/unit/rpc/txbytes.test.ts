@@ -2,7 +2,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { parseTxBytes } from '../../../src/rpc/methods.js';
+import { parseTxBytes } from '../../../src/rpc/params.js';
 import { RpcError } from '../../../src/rpc/errors.js';
 
 const bytes = (s: string) => Buffer.from(parseTxBytes(s)).toString('hex');
