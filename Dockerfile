@@ -7,6 +7,7 @@ COPY src ./src
 COPY schemas ./schemas
 COPY docs ./docs
 COPY scripts ./scripts
+COPY harness ./harness
 COPY test ./test
 # npm ci runs the `prepare` script, which compiles the TypeScript into dist/.
 RUN npm ci --no-audit --no-fund && npm prune --omit=dev

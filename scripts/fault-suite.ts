@@ -16,7 +16,7 @@
  *
  *   npx tsc -p tsconfig.json && node dist/scripts/fault-suite.js [--rounds N] [--seed S] [--netns]
  *
- * `--netns` (root, iproute2) runs each validator in its own network namespace (test/helpers/netns.ts: a veth
+ * `--netns` (root, iproute2) runs each validator in its own network namespace (harness/netns.ts: a veth
  * pair per host into bridge br0 of a hub namespace, 10.77.0.x addresses inside those namespaces only; each
  * node fronted by a userspace fault proxy in its namespace, nsagent.ts). Partitions then MOVE the hub-side veth
  * ends of one group to bridge br1 (a real L2 cut; connections hang rather than being reset), and each round
@@ -48,9 +48,9 @@ import { genesisFromJson } from '../src/ledger/genesis.js';
 import { merkleRoot } from '../src/ledger/merkle.js';
 import { proposerFor, slotAt, slotStart } from '../src/ledger/schedule.js';
 import { MSG } from '../src/p2p/messages.js';
-import { Harness, REPO_ROOT, isTransportError, scaled, seededRandom, signTransfer, type NodeProc } from '../test/helpers/proc.js';
-import { agreement, Cluster, headerAt, heads, memKey, WirePeer, writeGenesis, writeKey } from '../test/helpers/p2pnet.js';
-import { NetnsTopology, NsCluster, probeNetns } from '../test/helpers/netns.js';
+import { Harness, REPO_ROOT, isTransportError, scaled, seededRandom, signTransfer, type NodeProc } from '../harness/proc.js';
+import { agreement, Cluster, headerAt, heads, memKey, WirePeer, writeGenesis, writeKey } from '../harness/p2pnet.js';
+import { NetnsTopology, NsCluster, probeNetns } from '../harness/netns.js';
 
 const argv = process.argv.slice(2);
 const arg = (name: string): string | undefined => { const i = argv.indexOf(name); return i >= 0 ? argv[i + 1] : undefined; };

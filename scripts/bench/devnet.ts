@@ -32,7 +32,7 @@ import path from 'node:path';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
 import { slotAt, slotStart } from '../../src/ledger/schedule.js';
 import { toHex } from '../../src/encoding/bytes.js';
-import { freePorts, rpc } from '../../test/helpers/proc.js';
+import { freePorts, rpc } from '../../harness/proc.js';
 import { SMOKE, makeRawItems, nowMs, printRows, rawVerifyRateWorkers, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson, type Account } from './fixtures.js';
 import { cpuSeconds, startBenchNode, threadCpuSeconds, type BenchNode } from './nodeproc.js';

@@ -28,7 +28,7 @@ import WebSocket from 'ws';
 import { toHex } from '../../src/encoding/bytes.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { writeKeyFile } from '../../src/crypto/keyfile.js';
-import { freePorts, rpc } from '../../test/helpers/proc.js';
+import { freePorts, rpc } from '../../harness/proc.js';
 import { SMOKE, nowMs, printRows, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson, type Account } from './fixtures.js';
 import { startBenchNode, type BenchNode } from './nodeproc.js';

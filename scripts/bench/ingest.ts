@@ -19,7 +19,7 @@ import { InlineVerifier, type SignatureVerifier } from '../../src/crypto/ed25519
 import { WorkerVerifier } from '../../src/crypto/verifypool.js';
 import { MSG } from '../../src/p2p/messages.js';
 import { newKeyPair } from '../../src/crypto/keyfile.js';
-import { WirePeer } from '../../test/helpers/p2pnet.js';
+import { WirePeer } from '../../harness/p2pnet.js';
 import { SigCache } from '../../src/crypto/sigcache.js';
 import { Mempool } from '../../src/mempool/mempool.js';
 import { openLevel } from '../../src/storage/kv.js';
@@ -27,7 +27,7 @@ import type { Tx } from '../../src/ledger/tx.js';
 import { SMOKE, makeRawItems, nowMs, printRows, rawVerifyRate, rawVerifyRateWorkers, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson, type Account } from './fixtures.js';
 import { sendAll, startBenchNode, threadCpuSeconds } from './nodeproc.js';
-import { freePort, rpc } from '../../test/helpers/proc.js';
+import { freePort, rpc } from '../../harness/proc.js';
 
 const SENDERS = SMOKE ? 100 : 2000;
 const PER_SENDER = SMOKE ? 4 : 10; // < maxPerSender (64)

@@ -11,7 +11,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { rpc } from '../../test/helpers/proc.js';
+import { rpc } from '../../harness/proc.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { SMOKE, printRows, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson } from './fixtures.js';

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, rpc } from '../../test/helpers/proc.js';
+import { freePort, rpc } from '../../harness/proc.js';
 import { toHex } from '../../src/encoding/bytes.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { nowMs, sleep } from './common.js';

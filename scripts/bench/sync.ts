@@ -32,7 +32,7 @@ import { chainDbPath } from '../../src/node/node.js';
 import { assembleBlock } from '../../src/producer/producer.js';
 import { openLevel } from '../../src/storage/kv.js';
 import type { Tx } from '../../src/ledger/tx.js';
-import { freePorts, rpc } from '../../test/helpers/proc.js';
+import { freePorts, rpc } from '../../harness/proc.js';
 import { SMOKE, makeRawItems, nowMs, printRows, rawVerifyRate, row, sleep, writeResult } from './common.js';
 import { makeAccounts, makeGenesis, rmDir, tmpDir, transfer, writeGenesisJson } from './fixtures.js';
 import { cpuSeconds, startBenchNode, type BenchNode } from './nodeproc.js';

@@ -38,9 +38,9 @@ import { slotAt, slotStart } from '../../src/ledger/schedule.js';
 import { decodeMessage, encodeMessage, frameMaxBytes, MSG, MAX_GET_BLOCKS } from '../../src/p2p/messages.js';
 import { assembleBlock } from '../../src/producer/producer.js';
 import { openMemory } from '../../src/storage/kv.js';
-import { Harness, rpcError, scaled, signTransfer, type KeyInfo, type NodeProc } from '../helpers/proc.js';
-import { canBindLoopbackAlias } from '../helpers/netproxy.js';
-import { agreement, balanceOn, Cluster, headerAt, heads, label, memKey, waitNodeId, WirePeer, writeGenesis, writeKey } from '../helpers/p2pnet.js';
+import { Harness, rpcError, scaled, signTransfer, type KeyInfo, type NodeProc } from '../../harness/proc.js';
+import { canBindLoopbackAlias } from '../../harness/netproxy.js';
+import { agreement, balanceOn, Cluster, headerAt, heads, label, memKey, waitNodeId, WirePeer, writeGenesis, writeKey } from '../../harness/p2pnet.js';
 
 const SLOT_MS = 400;
 const SUPPLY = 10n ** 12n;

@@ -18,7 +18,7 @@ import { toHex } from '../../src/encoding/bytes.js';
 import {
   Harness, REPO_ROOT, describeCli, rpc, rpcError, runCli, scaled, signTransfer,
   type GenesisInfo, type KeyInfo, type NodeProc,
-} from '../helpers/proc.js';
+} from '../../harness/proc.js';
 
 const COMMANDS = ['keygen', 'genesis', 'node', 'devnet'] as const;
 const HEX64 = /^[0-9a-f]{64}$/;

@@ -33,7 +33,7 @@ import { layout } from '../../src/storage/layout.js';
 import {
   Harness, RpcCallError, isTransportError, rpc, scaled, seededRandom, signTransfer,
   type KeyInfo, type NodeProc,
-} from '../helpers/proc.js';
+} from '../../harness/proc.js';
 
 const ROUNDS = Math.max(1, Number(process.env.CRASH_ROUNDS) || 8);
 const SEED = process.env.CRASH_SEED !== undefined ? Number(process.env.CRASH_SEED) >>> 0 : (Math.random() * 2 ** 32) >>> 0;

@@ -8,7 +8,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Harness, freePorts, scaled, signTransfer, type NodeProc } from '../helpers/proc.js';
+import { Harness, freePorts, scaled, signTransfer, type NodeProc } from '../../harness/proc.js';
 
 /** Scrape a node: the content type and name{labels} → value. */
 async function scrape(n: NodeProc): Promise<{ contentType: string; values: Map<string, number>; text: string }> {

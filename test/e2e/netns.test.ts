@@ -1,6 +1,6 @@
 /**
  * The short form of the network-namespace fault run (issue #5): 4 validators, each in its own network
- * namespace (test/helpers/netns.ts) behind a veth pair into a bridge in a hub namespace, under a steady
+ * namespace (harness/netns.ts) behind a veth pair into a bridge in a hub namespace, under a steady
  * transaction load:
  *   1. a full 2|2 partition (hosts 2 and 3 moved to the second bridge): both halves produce, the branches
  *      differ; heal; all four converge on one chain;
@@ -17,10 +17,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { Harness, isTransportError, scaled, seededRandom, signTransfer, type KeyInfo, type NodeProc } from '../helpers/proc.js';
-import { agreement, Cluster, headerAt, heads, memKey, waitHalvesDiverge, writeGenesis, writeKey } from '../helpers/p2pnet.js';
-import { canBindLoopbackAlias } from '../helpers/netproxy.js';
-import { NetnsTopology, NsCluster, probeNetns } from '../helpers/netns.js';
+import { Harness, isTransportError, scaled, seededRandom, signTransfer, type KeyInfo, type NodeProc } from '../../harness/proc.js';
+import { agreement, Cluster, headerAt, heads, memKey, waitHalvesDiverge, writeGenesis, writeKey } from '../../harness/p2pnet.js';
+import { canBindLoopbackAlias } from '../../harness/netproxy.js';
+import { NetnsTopology, NsCluster, probeNetns } from '../../harness/netns.js';
 
 const SLOT_MS = 400;
 const N = 4;

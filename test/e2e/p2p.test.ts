@@ -35,13 +35,13 @@ import { merkleRoot } from '../../src/ledger/merkle.js';
 import { proposerFor, slotAt, slotStart } from '../../src/ledger/schedule.js';
 import { genesisFromJson } from '../../src/ledger/genesis.js';
 import { MSG } from '../../src/p2p/messages.js';
-import { Harness, scaled, signTransfer, waitFor, type KeyInfo, type NodeProc } from '../helpers/proc.js';
-import { canBindLoopbackAlias, NetProxy } from '../helpers/netproxy.js';
+import { Harness, scaled, signTransfer, waitFor, type KeyInfo, type NodeProc } from '../../harness/proc.js';
+import { canBindLoopbackAlias, NetProxy } from '../../harness/netproxy.js';
 import { buildChain, copyDatadir, pastGenesisTime } from '../helpers/chainbuilder.js';
 import {
   agreement, balanceOn, Cluster, connectedPeers, headerAt, heads, label, memKey, syncRounds, waitNodeId,
   waitHalvesDiverge, WirePeer, writeGenesis, writeKey,
-} from '../helpers/p2pnet.js';
+} from '../../harness/p2pnet.js';
 
 const SLOT_MS = 400;
 const SUPPLY = 10n ** 12n;

@@ -36,7 +36,7 @@ import {
 import {
   freePort, freePorts, Harness, HOST, REPO_ROOT, rpc, rpcError, scaled, signTransfer, waitFor,
   type KeyInfo, type NodeProc, type SignedTransfer,
-} from '../helpers/proc.js';
+} from '../../harness/proc.js';
 
 const SLOT_MS = 250;
 const SUPPLY = 10n ** 15n;

@@ -26,7 +26,7 @@ import { fromHex, toHex } from '../../src/encoding/bytes.js';
 import { sha256 } from '../../src/crypto/hash.js';
 import {
   Harness, describeCli, freePort, runCli, scaled, type CliResult, type KeyInfo, type NodeProc,
-} from '../helpers/proc.js';
+} from '../../harness/proc.js';
 
 const PASS = 'correct horse battery staple';
 const HEX64 = /^[0-9a-f]{64}$/;

@@ -1,7 +1,7 @@
 /**
- * A harness for tests that drive REAL meshledger processes over 127.0.0.1: free ports, the CLI (keygen,
- * genesis) in temporary folders, node processes with their output captured to log files, JSON-RPC over HTTP,
- * polling with diagnostics, signals, and cleanup that runs even when a test fails.
+ * A harness for tests and scripts that drive REAL meshledger processes over 127.0.0.1: free ports, the CLI
+ * (keygen, genesis) in temporary folders, node processes with their output captured to log files, JSON-RPC
+ * over HTTP, polling with diagnostics, signals, and cleanup that runs even when a test fails.
  *
  *   const h = new Harness(t);                              // t.after(() => h.cleanup()) is registered
  *   const v = await h.keygen('validator');
@@ -25,14 +25,14 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { decodeAddress } from '../../src/encoding/address.js';
-import { fromHex, toHex } from '../../src/encoding/bytes.js';
-import { getPublicKey } from '../../src/crypto/ed25519.js';
-import { signTx, type Tx } from '../../src/ledger/tx.js';
+import { decodeAddress } from '../src/encoding/address.js';
+import { fromHex, toHex } from '../src/encoding/bytes.js';
+import { getPublicKey } from '../src/crypto/ed25519.js';
+import { signTx, type Tx } from '../src/ledger/tx.js';
 
 export const HOST = '127.0.0.1';
-/** dist/test/helpers/ → the repository root is three levels up. */
-export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', '..');
+/** dist/harness/ → the repository root is two levels up. */
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BIN = path.join(REPO_ROOT, 'bin', 'meshledger.js');
 
 /** Multiply every default timeout (e.g. TEST_TIMEOUT_SCALE=3 on a very slow machine). */
@@ -291,7 +291,7 @@ export interface StartNodeOptions {
   waitReady?: boolean;
   readyTimeoutMs?: number;
   /**
-   * Command prefix the node is run under, e.g. ['ip', 'netns', 'exec', NS] (test/helpers/netns.ts). It must
+   * Command prefix the node is run under, e.g. ['ip', 'netns', 'exec', NS] (harness/netns.ts). It must
    * exec the node in place (as `ip netns exec` does), so the child's pid and signals are the node's own.
    */
   launcher?: string[];

@@ -5,7 +5,7 @@
  * close-reset, which libuv refuses with EINVAL while the shutdown request is in flight, and the handle is
  * never closed. The process then spins at 100 % CPU on exit, in Environment cleanup, waiting for that
  * handle (seen as a p2p e2e test process that passed and never exited; reproduced by end() then
- * resetAndDestroy() on the next tick, see test/unit/helpers/sockreset.test.ts). Such a socket is destroyed
+ * resetAndDestroy() on the next tick, see test/unit/harness/sockreset.test.ts). Such a socket is destroyed
  * plainly (FIN), which is also what it was already sending.
  */
 import type net from 'node:net';

@@ -1,5 +1,5 @@
 /**
- * The per-host agent of the network-namespace topology (test/helpers/netns.ts). netns.ts runs one per host
+ * The per-host agent of the network-namespace topology (harness/netns.ts). netns.ts runs one per host
  * namespace as `ip netns exec <ns> node nsagent.js --agent '<config json>'`; it does nothing without `--agent`
  * (so `node --test dist/test/` may load it harmlessly).
  *

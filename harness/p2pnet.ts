@@ -1,5 +1,5 @@
 /**
- * Helpers for multi-node P2P tests on top of test/helpers/proc.ts (which this file only uses):
+ * Helpers for multi-node P2P tests on top of harness/proc.ts (which this file only uses):
  *   - keys and genesis written in-process (no CLI process per key: the machine is small and shared);
  *   - a Cluster of real node processes, each on its own loopback IP behind a NetProxy (netproxy.ts);
  *   - reading a node's peer set and sync rounds from its JSON log;
@@ -9,13 +9,13 @@
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
 import WebSocket from 'ws';
-import { encodeAddress } from '../../src/encoding/address.js';
-import { fromHex } from '../../src/encoding/bytes.js';
-import { DEFAULT_PARAMS, genesisFromJson, type GenesisJson } from '../../src/ledger/genesis.js';
-import { writeGenesisFile } from '../../src/node/genesisfile.js';
-import { newKeyPair, writeKeyFile } from '../../src/crypto/keyfile.js';
-import { decodeMessage, encodeMessage, frameMaxBytes, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
-import { signAuth, verifyAuth } from '../../src/p2p/peer.js';
+import { encodeAddress } from '../src/encoding/address.js';
+import { fromHex } from '../src/encoding/bytes.js';
+import { DEFAULT_PARAMS, genesisFromJson, type GenesisJson } from '../src/ledger/genesis.js';
+import { writeGenesisFile } from '../src/node/genesisfile.js';
+import { newKeyPair, writeKeyFile } from '../src/crypto/keyfile.js';
+import { decodeMessage, encodeMessage, frameMaxBytes, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../src/p2p/messages.js';
+import { signAuth, verifyAuth } from '../src/p2p/peer.js';
 import { Harness, scaled, waitFor, type GenesisInfo, type KeyInfo, type NodeProc } from './proc.js';
 import { NetProxy } from './netproxy.js';
 

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 
-const helper = fileURLToPath(new URL('../../helpers/sockreset.js', import.meta.url));
+const helper = fileURLToPath(new URL('../../../harness/sockreset.js', import.meta.url));
 
 function run(cut: 'resetSocket' | 'resetAndDestroy', when: 'nextTick' | 'immediate' | 'open'): { status: number | null; out: string } {
   const script = `
