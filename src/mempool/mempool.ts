@@ -11,6 +11,9 @@
  * Capacity: bounded by count and bytes. When full, the cheapest "tail" transaction (highest nonce of its
  * sender, so no gap is created) is evicted if the newcomer pays strictly more; otherwise `mempool_full`.
  * Duplicates (same id) are accepted idempotently.
+ *
+ * Longer than 500 lines because admission, replacement, eviction, persistence and the re-check after a head
+ * change all keep the same per-sender queues and count/byte totals consistent, in one class's private state.
  */
 import { toHex } from '../encoding/bytes.js';
 import type { SignatureVerifier } from '../crypto/ed25519.js';

@@ -20,6 +20,9 @@
  *   resolved as local JSON pointers. `x-*` annotation keys inside schemas are dropped before compiling.
  * - Numeric ids are echoed with their original text when they are not safe integers, so ids such as
  *   12345678901234567890 come back exactly as sent.
+ *
+ * Longer than 500 lines because the dispatcher (OpenRPC compilation, batches, raw ids: ≈480 lines) and its
+ * HTTP front (RpcHttpServer, ≈230) live together; the HTTP front is the part that could move to its own file.
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';

@@ -17,6 +17,9 @@
  * minor units; hashes, ids and signatures are lower-case hex; addresses are bech32m "ml1…" strings.
  * Typed wrappers send named params (an object); `call` sends whatever it is given.
  * Admin methods need `headers: { Authorization: 'Bearer <datadir/admin.token>' }`.
+ *
+ * Longer than 500 lines because it declares the result type of every RPC method (the SDK's public face)
+ * beside the typed calls that the HTTP and WebSocket clients share.
  */
 import { WebSocket } from 'ws';
 import type { HeaderJson, TxJson } from '../ledger/json.js';

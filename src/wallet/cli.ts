@@ -10,6 +10,9 @@
  *
  * MESHLEDGER_WALLET_SCRYPT_N (a power of two, 2^10 … 2^20) lowers the scrypt cost of NEW wallet files; it
  * exists for tests and weak machines, and a warning is printed when it is below the default 2^17.
+ *
+ * Longer than 500 lines because it is the table of every wallet subcommand (usage, flags, run) with the flag
+ * parsers, passphrase input and confirmation wait those subcommands share.
  */
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { promises as fs } from 'node:fs';
