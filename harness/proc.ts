@@ -50,12 +50,12 @@ function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
 // ------------------------------------------------------------------------------------------------ ports
 
 /**
- * Ports are picked below the kernel's ephemeral range: a port taken from that range (bind port 0) was free
- * when read, but any outbound connection could take it before the node bound it, and the devnet bench's
- * validators, dialing each other while the last one started, once did exactly that to an RPC port
- * (EADDRINUSE). Below the range only an explicit bind can take a port. Each is checked by binding it, and
- * none is handed out twice: not by this process (a set), nor by two test processes running at once (a
- * file per port created exclusively in a shared directory; claims older than CLAIM_TTL_MS are stale).
+ * Ports are picked below the kernel's ephemeral range: a port from that range (bind port 0) is free when
+ * read, but any outbound connection (validators dialing each other while the last one starts) may take it
+ * before the node binds it (EADDRINUSE). Below the range only an explicit bind can take a port. Each is
+ * checked by binding it, and none is handed out twice: not by this process (a set), nor by two test
+ * processes running at once (a file per port created exclusively in a shared directory; claims older than
+ * CLAIM_TTL_MS are stale).
  */
 const handedOut = new Set<number>();
 const CLAIMS = path.join(os.tmpdir(), 'meshledger-test-ports');

@@ -27,7 +27,7 @@ export interface ProducerOptions {
    * Called with every block this validator built, as soon as it is signed, while the chain's head is still
    * its parent (gossip hooks in here). That is before this node connects it: the block is valid by
    * construction and every peer validates it anyway, so our own connect time (100–400 ms for a 2,000-tx
-   * block on a loaded 2-core devnet) is no longer on its way to the next proposer, for whom a block that
+   * block on a loaded 2-core devnet) is not on its way to the next proposer, for whom a block that
    * arrives after its slot started is a block it builds over.
    */
   onBlock?: (block: Block) => void;

@@ -41,7 +41,7 @@ export function parseTxBytes(s: string): Uint8Array {
   const hex = s.startsWith('0x') ? s.slice(2) : s;
   if (hex.length > 0 && hex.length % 2 === 0) {
     // Buffer's hex decoder (either case) stops at the first pair that is not hex: all of it decoded = it is hex.
-    // (Two regular expressions over every submitted transaction were ~4 % of an HTTP ingest's main thread.)
+    // (Two regular expressions per submitted transaction cost ~4 % of an HTTP ingest's main thread.)
     const b = Buffer.from(hex, 'hex');
     if (b.length * 2 === hex.length) return new Uint8Array(b.buffer, b.byteOffset, b.length);
   }
