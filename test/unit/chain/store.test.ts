@@ -347,36 +347,3 @@ describe('crash and reopen (LevelDB on a temp dir)', { timeout: 60000 }, () => {
     await db.close();
   });
 });
-
-test('getBlockBytes: stored encodings of indexed blocks in order, from the store after a reopen; unknown → undefined', async () => {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'ml-bytes-'));
-  try {
-    let db = await openLevel(dir);
-    let chain = await Chain.open({ db, genesis, clock: new ManualClock(FAR) });
-    const blocks: Block[] = [];
-    for (let i = 0; i < 3; i++) {
-      const b = await buildBlock(chain, V, chain.head.slot + 1, i === 1 ? [transfer(alice, bob.publicKey, 5n, 0n)] : []);
-      await chain.addBlock(b);
-      blocks.push(b);
-    }
-    const genesisHash = chain.mainHashAt(0)!;
-    const ask = [blocks[2]!.header.hashHex, 'ab'.repeat(32), genesisHash, blocks[0]!.header.hashHex];
-    const check = async (c: Chain) => {
-      const got = await c.getBlockBytes(ask);
-      assert.deepEqual(Buffer.from(got[0]!), Buffer.from(blocks[2]!.bytes));
-      assert.equal(got[1], undefined);
-      assert.deepEqual(Buffer.from(got[2]!), Buffer.from((await c.getBlock(genesisHash))!.bytes));
-      assert.deepEqual(Buffer.from(got[3]!), Buffer.from(blocks[0]!.bytes));
-    };
-    await check(chain); // from the block cache
-    await chain.close();
-    await db.close();
-    db = await openLevel(dir);
-    chain = await Chain.open({ db, genesis, clock: new ManualClock(FAR) });
-    await check(chain); // from LevelDB
-    await chain.close();
-    await db.close();
-  } finally {
-    fs.rmSync(dir, { recursive: true, force: true });
-  }
-});
