@@ -17,7 +17,7 @@ import type { Block } from '../ledger/block.js';
 import { EMPTY_ACCOUNT, type Account, type AccountKey, type AccountMap, type BlockAccounts } from '../ledger/state.js';
 import type { StateLattice } from '../ledger/statehash.js';
 import type { BatchOp } from '../storage/kv.js';
-import { defined, invariant } from '../util/assert.js';
+import { invariant, InvariantViolation } from '../util/assert.js';
 import { accountOp, type UndoRecord } from './store.js';
 import type { AccountReader } from './warmup.js';
 
@@ -26,12 +26,13 @@ export class SwitchState {
   readonly overlay: AccountMap = new Map();
   readonly lattice: StateLattice;
   readonly #read: AccountReader;
-  /** The touched accounts' values in the stored head state. */
-  readonly #before = new Map<AccountKey, Account>();
+  /**
+   * Per touched account: its value in the stored head state, and the transfers it sent, +1 for each in a
+   * connected block and −1 for each in a disconnected one.
+   */
+  readonly #base = new Map<AccountKey, { readonly before: Account; sent: number }>();
   /** Account keys' bytes, for store keys (the hex keys are for maps). */
   readonly #keyBytes = new Map<AccountKey, Uint8Array>();
-  /** Transfers sent per account: +1 for each in a connected block, −1 for each in a disconnected one. */
-  readonly #sent = new Map<AccountKey, number>();
 
   /** `lattice`: a copy of the head's lattice, which the switch changes. */
   constructor(lattice: StateLattice, read: AccountReader) {
@@ -42,19 +43,26 @@ export class SwitchState {
   /** Bring `keys` into the overlay (from the stored head state unless the switch touched them already). */
   async load(keys: readonly AccountKey[], bytes: ReadonlyMap<AccountKey, Uint8Array>): Promise<void> {
     const missing = keys.filter((k) => !this.overlay.has(k));
-    for (const k of keys) if (!this.#keyBytes.has(k)) this.#keyBytes.set(k, defined(bytes.get(k), () => `no key bytes for account ${k}`));
+    for (const k of keys) {
+      if (this.#keyBytes.has(k)) continue;
+      const b = bytes.get(k);
+      if (b === undefined) throw new InvariantViolation(`no key bytes for account ${k}`);
+      this.#keyBytes.set(k, b);
+    }
     if (!missing.length) return;
     const found = await this.#read(missing, bytes);
     for (const k of missing) {
       const a = found.get(k) ?? EMPTY_ACCOUNT;
       this.overlay.set(k, a);
-      this.#before.set(k, a);
+      this.#base.set(k, { before: a, sent: 0 });
     }
   }
 
   /** A loaded account's current value. */
   get(key: AccountKey): Account {
-    return defined(this.overlay.get(key), () => `account ${key} was not loaded into the switch`);
+    const a = this.overlay.get(key);
+    if (a === undefined) throw new InvariantViolation(`account ${key} was not loaded into the switch`);
+    return a;
   }
 
   /**
@@ -81,34 +89,47 @@ export class SwitchState {
 
   /** Record a connected block's post-state (its leaves already replaced in the lattice). */
   connect(accounts: BlockAccounts, post: ReadonlyMap<AccountKey, Account>): void {
-    for (const k of accounts.keys) this.overlay.set(k, defined(post.get(k), () => `block application left account ${k} out of its post-state`));
+    for (const k of accounts.keys) {
+      const a = post.get(k);
+      if (a === undefined) throw new InvariantViolation(`block application left account ${k} out of its post-state`);
+      this.overlay.set(k, a);
+    }
     this.#count(accounts, 1);
   }
 
   #count(accounts: BlockAccounts, by: 1 | -1): void {
-    for (const k of accounts.from) this.#sent.set(k, (this.#sent.get(k) ?? 0) + by);
+    for (const k of accounts.from) {
+      const base = this.#base.get(k);
+      if (base === undefined) throw new InvariantViolation(`nonce: sender ${k} is not among the switch's accounts`);
+      base.sent += by;
+    }
   }
 
   /** Assert the switch's invariants (module comment) against the target block's state root. */
   verify(target: Block): void {
     const what = `head switch to ${target.header.hashHex}`;
-    let before = 0n;
-    let after = 0n;
+    let change = 0n;
+    // Hot (every touched account of every block): no message is built unless an invariant fails.
     for (const [k, a] of this.overlay) {
-      const b = defined(this.#before.get(k), () => `${what}: account ${k} has no stored value`);
-      before += b.balance;
-      after += a.balance;
-      const sent = this.#sent.get(k) ?? 0;
-      invariant(a.nonce === (sent === 0 ? b.nonce : b.nonce + BigInt(sent)), () => `nonce: ${what} moves account ${k}'s nonce from ${b.nonce} to ${a.nonce}, but it sent ${sent} transfers net`);
+      const base = this.#base.get(k);
+      if (base === undefined) throw new InvariantViolation(`${what}: account ${k} has no stored value`);
+      const b = base.before;
+      if (a.balance !== b.balance) change += a.balance - b.balance;
+      if (base.sent === 0 ? a.nonce !== b.nonce : a.nonce !== b.nonce + BigInt(base.sent)) {
+        throw new InvariantViolation(`nonce: ${what} moves account ${k}'s nonce from ${b.nonce} to ${a.nonce}, but it sent ${base.sent} transfers net`);
+      }
     }
-    for (const k of this.#sent.keys()) invariant(this.overlay.has(k), () => `nonce: ${what}: sender ${k} is not among the touched accounts`);
-    invariant(before === after, () => `supply: ${what} changes the touched accounts' total balance from ${before} to ${after}`);
+    invariant(change === 0n, () => `supply: ${what} changes the touched accounts' total balance by ${change}`);
     const root = this.lattice.root();
     invariant(bytesEqual(root, target.header.stateRoot), () => `state root: ${what} leaves state root ${toHex(root)}, the block commits to ${toHex(target.header.stateRoot)}`);
   }
 
   /** The store operations writing every touched account's final value. */
   accountOps(ops: BatchOp[]): void {
-    for (const [k, a] of this.overlay) ops.push(accountOp(defined(this.#keyBytes.get(k), () => `no key bytes for account ${k}`), a));
+    for (const [k, a] of this.overlay) {
+      const b = this.#keyBytes.get(k);
+      if (b === undefined) throw new InvariantViolation(`no key bytes for account ${k}`);
+      ops.push(accountOp(b, a));
+    }
   }
 }

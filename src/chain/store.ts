@@ -16,7 +16,7 @@ import { EMPTY_ACCOUNT, isEmptyAccount, type Account, type AccountKey, type Bloc
 import { StateLattice } from '../ledger/statehash.js';
 import { layout, DB_VERSION } from '../storage/layout.js';
 import type { BatchOp, KV } from '../storage/kv.js';
-import { defined } from '../util/assert.js';
+import { InvariantViolation } from '../util/assert.js';
 import { LruMap } from '../util/lru.js';
 import type { Logger } from '../util/log.js';
 import { ChainError, type BlockEntry, type HistoryEntry, type HistoryPosition, type TxLocation } from './types.js';
@@ -280,8 +280,9 @@ export function invalidOp(hashHex: string, rule: string): BatchOp {
 /** A connected block's undo data ('u'): the pre-block value of each account it touches, in key order. */
 export function undoOp(block: Block, accounts: BlockAccounts, before: ReadonlyMap<AccountKey, Account>): BatchOp {
   const value = encodeCanonical(accounts.keys.map((k) => {
-    const a = defined(before.get(k), () => `undo: no pre-block value for account ${k}`);
-    return [defined(accounts.bytes.get(k), () => `undo: no key bytes for account ${k}`), a.balance, a.nonce];
+    const a = before.get(k), key = accounts.bytes.get(k);
+    if (a === undefined || key === undefined) throw new InvariantViolation(`undo: account ${k} of block ${block.header.hashHex} has no pre-block value or key bytes`);
+    return [key, a.balance, a.nonce];
   }));
   return { type: 'put', key: layout.undo(block.header.hash), value };
 }
@@ -333,7 +334,9 @@ export function indexTxOps(ops: BatchOp[], block: Block, type: 'put' | 'del', ac
     note(accounts.to[i]!, i * 2 + 1);
   }
   for (const [k, list] of history) {
-    const key = layout.history(defined(accounts.bytes.get(k), () => `history: no key bytes for account ${k}`), h.height);
+    const pk = accounts.bytes.get(k);
+    if (pk === undefined) throw new InvariantViolation(`history: no key bytes for account ${k}`);
+    const key = layout.history(pk, h.height);
     if (type === 'del') { ops.push({ type: 'del', key }); continue; }
     const value = new Uint8Array(list.length * 5);
     list.forEach((e, j) => { writeU32be(value, j * 5, Math.floor(e / 2)); value[j * 5 + 4] = e & 1; });
