@@ -174,10 +174,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
     return (await this.getAccounts([k], new Map([[k, publicKey]]))).get(k) ?? EMPTY_ACCOUNT;
   }
 
-  /**
-   * The head state's accounts by key; absent accounts are left out of the map. `bytes` may hold the keys'
-   * bytes already (else they are decoded from hex).
-   */
+  /** The head state's accounts by key, absent ones left out; `bytes` may hold the keys' bytes already. */
   getAccounts(keys: readonly AccountKey[], bytes?: ReadonlyMap<AccountKey, Uint8Array>): Promise<Map<AccountKey, Account>> {
     return this.#store.getAccounts(keys, bytes);
   }
@@ -189,11 +186,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
     return this.#store.equivocationHeaders(limit);
   }
 
-  /**
-   * An account's transfers on the best chain, newest first (by height, then index; a self-transfer is listed
-   * received, then sent): at most `limit` of them, only those after `cursor` (a position this method
-   * returned as `next`), and `next` if more remain.
-   */
+  /** An account's transfers on the best chain, newest first, paged by cursor (ChainStore.accountHistory). */
   accountHistory(publicKey: Uint8Array, o: { limit: number; direction?: 'sent' | 'received' | 'both'; cursor?: HistoryPosition }): Promise<{ entries: HistoryEntry[]; next: HistoryPosition | null }> {
     return this.#store.accountHistory(publicKey, o, (height) => this.getBlockAt(height));
   }
@@ -266,13 +259,7 @@ export class Chain extends TypedEmitter<ChainEvents> {
    * without any state (chain, schedule, both signatures). Returns 'known' if both were on record already.
    */
   addEvidence(a: BlockHeader, b: BlockHeader): Promise<'new' | 'known'> {
-    return this.#mutate(async () => {
-      await checkEvidence(a, b, this.genesis, this.verifier);
-      if (await this.#store.hasEvidence([a, b])) return 'known';
-      await this.#store.write(evidenceOps([a, b]));
-      this.#announceEquivocation([a, b]);
-      return 'new';
-    });
+    return this.#mutate(() => this.#addEvidence(a, b));
   }
 
   async close(): Promise<void> {
@@ -381,6 +368,14 @@ export class Chain extends TypedEmitter<ChainEvents> {
   #refuse(hashHex: string, v: Verdict): never {
     if (v.remember) this.#reject(hashHex, v.error);
     throw v.error;
+  }
+
+  async #addEvidence(a: BlockHeader, b: BlockHeader): Promise<'new' | 'known'> {
+    await checkEvidence(a, b, this.genesis, this.verifier);
+    if (await this.#store.hasEvidence([a, b])) return 'known';
+    await this.#store.write(evidenceOps([a, b]));
+    this.#announceEquivocation([a, b]);
+    return 'new';
   }
 
   #reject(hashHex: string, e: RuleError): void {
