@@ -29,6 +29,9 @@
  *
  * Connecting or disconnecting blocks writes accounts, 'n', 't', 'x', 'u', 'L' and 'T' in ONE batch, so a
  * crash leaves either the old head with its state or the new head with its state, never a mix.
+ *
+ * Writers: the chain writes V G T L b e i n a u t x q (encoded and read in src/chain/store.ts); the mempool
+ * writes 'm'; P2P writes 'p' (address book) and 'B' (bans).
  */
 import { concatBytes, writeU64be } from '../encoding/bytes.js';
 

@@ -1,11 +1,11 @@
 /**
  * Reorganisations: state after a reorg equals a replay of the adopted branch (byte-identical consensus
- * keyspaces), reorg back, deep reorg, longer branches hiding an invalid block, equivocation evidence.
+ * keyspaces), reorg back, deep reorg, longer branches hiding an invalid block.
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import type { Chain, ReorgEvent } from '../../../src/chain/chain.js';
-import { decodeHeader, type Block, type UnsignedHeader } from '../../../src/ledger/block.js';
+import type { Block, UnsignedHeader } from '../../../src/ledger/block.js';
 import { RuleError } from '../../../src/ledger/rules.js';
 import { EMPTY_ACCOUNT } from '../../../src/ledger/state.js';
 import { layout } from '../../../src/storage/layout.js';
@@ -241,55 +241,5 @@ describe('reorg', { timeout: 60000 }, () => {
     assert.ok(node.chain.isInvalid(C[11]!.header.hashHex));
     assert.deepEqual([...errors.values()], ['bad_state_root', 'invalid_parent']);
     await assertSameState(node.chain, (await replay([...common, ...honest.slice(0, 10)])).chain, 'valid prefix of C');
-  });
-});
-
-describe('equivocation', { timeout: 60000 }, () => {
-  test('two valid blocks for one slot by its proposer: event and evidence under q', async () => {
-    const node = await openTestChain(genesis);
-    const seen: { slot: number; proposer: string; hashes: string[] }[] = [];
-    node.chain.on('chain:equivocation', (e) => seen.push(e));
-    const x = await buildBlock(node.chain, V, 1);
-    const y = await buildBlock(node.chain, V, 1, [transfer(alice, bob, 5n, 0n)]);
-    assert.notEqual(x.header.hashHex, y.header.hashHex);
-    // Same proposer, other slot: not equivocation.
-    const z = await buildBlock(node.chain, V, 4);
-    await node.chain.addBlock(x);
-    await node.chain.addBlock(z);
-    assert.equal(seen.length, 0);
-    assert.equal((await dump(node.db, 'q')).size, 0);
-    await node.chain.addBlock(y);
-    assert.equal(seen.length, 1);
-    assert.equal(seen[0]!.slot, 1);
-    assert.equal(seen[0]!.proposer, toHex(V[1]!.publicKey));
-    assert.deepEqual(new Set(seen[0]!.hashes), new Set([x.header.hashHex, y.header.hashHex]));
-    const q = await dump(node.db, 'q');
-    assert.deepEqual(q, new Map([
-      [toHex(layout.evidence(1, V[1]!.publicKey, x.header.hash)), toHex(x.header.bytes)],
-      [toHex(layout.evidence(1, V[1]!.publicKey, y.header.hash)), toHex(y.header.bytes)],
-    ]));
-    for (const v of q.values()) {
-      const h = decodeHeader(Buffer.from(v, 'hex'));
-      assert.equal(h.slot, 1);
-      assert.equal(toHex(h.proposer), toHex(V[1]!.publicKey));
-    }
-    // Both blocks are still valid and stored; fork choice is unaffected.
-    assert.equal(node.chain.isInvalid(x.header.hashHex), undefined);
-    assert.equal(node.chain.isInvalid(y.header.hashHex), undefined);
-  });
-
-  test('the same slot at different heights (on different branches) is equivocation too', async () => {
-    const node = await openTestChain(genesis);
-    const seen: number[] = [];
-    node.chain.on('chain:equivocation', (e) => seen.push(e.slot));
-    const [b1] = await grow(node.chain, 1, 1);
-    const other = await openTestChain(genesis);
-    const onTop = await buildBlock(node.chain, V, 7); // height 2, slot 7
-    const direct = await buildBlock(other.chain, V, 7); // height 1, slot 7
-    assert.ok(b1);
-    await node.chain.addBlock(onTop);
-    await node.chain.addBlock(direct);
-    assert.deepEqual(seen, [7]);
-    assert.equal((await dump(node.db, 'q')).size, 2);
   });
 });

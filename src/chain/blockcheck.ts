@@ -1,0 +1,62 @@
+/**
+ * What a block must pass before it is stored, in the order the chain applies it: the stateless rules, the
+ * rules against its parent and the clock, and every signature. State (balances, nonces, the state root) is
+ * checked later, when a head switch applies the block.
+ *
+ * A verdict says whether to remember the failure (Chain's #rejected, by block hash). A block from the
+ * future may become valid later, so it is not remembered (only its header signature is checked, so that
+ * sending such blocks is not free). The block hash commits to the header, and through the transactions root
+ * to the body only once bad_tx_root has passed: a body rule failing before that (checkBlockRules:
+ * too_many_txs, block_too_large, bad_tx_root) says nothing about the header, yet is remembered under the
+ * header's hash today, so a mutated copy condemns the honest block. The hostile-network issue must remember
+ * such a failure only under a hash of everything the check read (or not at all).
+ */
+import { SigCache, headerCheckId, verifyWithCache } from '../crypto/sigcache.js';
+import type { SignatureVerifier } from '../crypto/ed25519.js';
+import { blockVerifyItem, checkBlockContext, checkBlockRules, type Block } from '../ledger/block.js';
+import type { Genesis } from '../ledger/genesis.js';
+import { RuleError } from '../ledger/rules.js';
+import { URGENT } from './types.js';
+
+export interface Verdict {
+  readonly error: RuleError;
+  /** Remember the block as invalid (false: it may be valid later). */
+  readonly remember: boolean;
+}
+
+/** The rules that need nothing but the block and the genesis; undefined if it passes. */
+export function checkStateless(block: Block, genesis: Genesis): Verdict | undefined {
+  try {
+    checkBlockRules(block, genesis);
+  } catch (e) {
+    if (e instanceof RuleError) return { error: e, remember: true };
+    throw e;
+  }
+  return undefined;
+}
+
+/** Check `block` against its `parent`, the clock (`nowMs`) and its signatures; undefined if it passes. */
+export async function checkOnParent(block: Block, parent: { height: number; slot: number }, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
+  try {
+    checkBlockContext(block.header, parent, nowMs, genesis);
+  } catch (e) {
+    if (!(e instanceof RuleError)) throw e;
+    if (e.rule !== 'future_slot') return { error: e, remember: true };
+    if ((await verifier.verifyBatch([blockVerifyItem(block, 0)], URGENT))[0] !== true) {
+      return { error: new RuleError('bad_signature', 'block header signature'), remember: true };
+    }
+    return { error: e, remember: false };
+  }
+  // The header's check is urgent: it is one signature that no admission or read-ahead check carries for
+  // this block, and queued behind them it held up every block (sync: ~30 ms a block behind its own
+  // read-ahead). The transactions' checks are not urgent (see URGENT).
+  const [headerBad, txBad] = await Promise.all([
+    verifyWithCache(verifier, sigCache, [headerCheckId(block.header.hashHex)], () => blockVerifyItem(block, 0), URGENT),
+    verifyWithCache(verifier, sigCache, block.txs.map((t) => t.idHex), (i) => blockVerifyItem(block, i + 1)),
+  ]);
+  if (headerBad !== -1) return { error: new RuleError('bad_signature', 'block header signature'), remember: true };
+  if (txBad !== -1) {
+    return { error: new RuleError('bad_tx', `transaction ${txBad}: bad_signature`, { index: txBad, inner: new RuleError('bad_signature') }), remember: true };
+  }
+  return undefined;
+}
