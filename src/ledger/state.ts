@@ -9,6 +9,7 @@
  * so the total supply fixed at genesis is an invariant (asserted here, tested by property tests).
  * An account whose balance and nonce are both zero does not exist (it is deleted from the state).
  */
+import { invariant } from '../util/assert.js';
 import { toHex, U64_MAX } from '../encoding/bytes.js';
 import { encodeCanonical } from '../encoding/canonical.js';
 import { RuleError } from './rules.js';
@@ -154,7 +155,7 @@ function assertConserved(pre: ReadonlyMap<AccountKey, Account>, post: ReadonlyMa
     after += a.balance;
     before += getAccount(pre, k).balance;
   }
-  if (before !== after) throw new Error(`invariant violated: block changed supply by ${after - before}`);
+  invariant(before === after, () => `supply: a block's transfers changed total supply by ${after - before}`);
 }
 
 // ---- account encoding (storage value and state-lattice leaf) ----

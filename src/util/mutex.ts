@@ -1,4 +1,4 @@
-/** A FIFO async lock: public methods take it, private ones (prefixed _) do the work (bcoin's add/_add). */
+/** A FIFO async lock: a public method takes it and a private (#) one does the work (bcoin's add/_add). */
 export class Mutex {
   #tail: Promise<void> = Promise.resolve();
 
