@@ -23,6 +23,9 @@
  * block (stored, invalid mark, refused) is the model's, a refused or invalid block offered again is
  * known_invalid, and the chain's consensus keyspaces are byte-identical to a fresh chain fed only the winning
  * branch. Totals over all runs show that every fault was reached and judged on its own rule.
+ *
+ * A second test (TODO: it fails on a producer bug, see there) holds the blocks the producer assembles from a
+ * full pool to the same limits.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -38,7 +41,10 @@ import { layout } from '../../src/storage/layout.js';
 import type { KV } from '../../src/storage/kv.js';
 import { toHex } from '../../src/encoding/bytes.js';
 import type { KeyPair } from '../../src/node/keyfile.js';
-import { makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
+import { InlineVerifier } from '../../src/crypto/ed25519.js';
+import { Mempool } from '../../src/mempool/mempool.js';
+import { assembleBlock, blockCandidates } from '../../src/node/producer.js';
+import { makeGenesis, openTestChain, testKey, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('prop-val', 3);
 const USERS = testKeys('prop-user', 6); // 5 funded, 1 that starts empty
@@ -474,6 +480,45 @@ test('random block trees with every kind of invalid block, in random orders: exa
   for (const f of FAULT_NAMES.filter((x) => FAULTS[x] === 'apply')) assert.ok((seen.marked.get(f) ?? 0) >= 5, `fault ${f} rarely marked: ${JSON.stringify(summary)}`);
   assert.ok(seen.atTxLimit >= 20 && seen.atByteLimit >= 20, `valid blocks at the limits rarely stored: ${JSON.stringify(summary)}`);
   assert.ok(seen.reorgs >= 50, `too few reorgs: ${JSON.stringify(summary)}`);
+});
+
+// ---- the producer's blocks --------------------------------------------------------------------------
+
+/**
+ * What the producer builds from a pool holding more than a block can take (blockCandidates, then
+ * assembleBlock), on networks whose byte limit binds before the count limit: the block must be valid, and
+ * not empty when transactions fit. TODO until src/node/producer.ts is mended: blockCandidates budgets the
+ * transactions' own bytes against maxBlockBytes − 4096, which (1) leaves nothing for any limit up to 4096
+ * bytes (the genesis accepts 1024 and up), and (2) ignores the 2–3 framing bytes each transaction takes in
+ * the block, more than the 4096 spare once a block holds ~2,000 transactions: at 1 MiB the block is
+ * 1,058,047 bytes and refused as block_too_large, by every node including its producer.
+ */
+test('blocks the producer assembles from a full pool are valid, and not empty, whatever the genesis byte limit', {
+  timeout: 120_000,
+  todo: 'blockCandidates: a fixed 4096-byte header reserve, no room for per-transaction framing (src/node/producer.ts)',
+}, async () => {
+  const pv = testKey('prop-producer-val');
+  const payers = testKeys('prop-producer-user', 80);
+  const wrong: string[] = [];
+  for (const maxBlockBytes of [1024, 2048, 4096, 64 * 1024, 1024 * 1024]) {
+    const g = makeGenesis({ validators: [pv], alloc: payers.map((u) => [u, 10n ** 9n] as [KeyPair, bigint]), params: { maxBlockBytes, maxBlockTxs: 10_000 } });
+    const { chain } = await openTestChain(g);
+    const mp = new Mempool({
+      db: chain.db, genesis: g, accounts: chain, verifier: new InlineVerifier(), sigCache: chain.sigCache,
+      limits: { maxCount: 100_000, maxBytes: 1 << 30, maxPerSender: 100_000 },
+    });
+    // Plain transfers (~160 bytes each), more than the block's bytes can hold.
+    const n = Math.ceil(maxBlockBytes / 150) + 20;
+    const txs = Array.from({ length: n }, (_, i) => transfer(payers[i % payers.length]!, payers[(i + 1) % payers.length]!, 1n, BigInt(Math.floor(i / payers.length))));
+    const added = await mp.addMany(txs);
+    assert.ok(added.every((r) => !(r instanceof Error)), 'the pool takes every transfer');
+    const block = await assembleBlock(chain, pv.secretKey, pv.publicKey, 1, blockCandidates(mp, g.params));
+    const got = await outcome(chain, block);
+    if (got.status !== 'connected') wrong.push(`${maxBlockBytes}: ${got.rule ?? got.status} (${block.txs.length} txs, ${block.bytes.length} bytes)`);
+    else if (block.txs.length === 0) wrong.push(`${maxBlockBytes}: an empty block with ${n} transfers pending`);
+    await chain.close();
+  }
+  assert.deepEqual(wrong, []);
 });
 
 async function closeAll(...chains: Chain[]): Promise<void> {
