@@ -66,6 +66,21 @@ export function signHeader(h: UnsignedHeader, secretKey: Uint8Array): BlockHeade
   return makeHeader(h, ed25519Sign(headerSigningMessage(h), secretKey));
 }
 
+/** Bytes a transaction takes in a block beyond its own: its bin8/bin16 header (MAX_TX_BYTES < 65536). */
+export const TX_FRAMING_BYTES = 3;
+
+/**
+ * Bytes a block of chain `chainId` takes beyond its transactions (with their framing) at most: the block's
+ * array header, the header's bin header and its longest encoding, and the transaction list's array header.
+ * A block producer budgets maxBlockBytes minus this, and TX_FRAMING_BYTES per transaction.
+ */
+export function blockFramingBytes(chainId: string): number {
+  const MAX = Number.MAX_SAFE_INTEGER;
+  const z = (n: number) => new Uint8Array(n);
+  const longestHeader = encodeCanonical([BLOCK_VERSION, chainId, MAX, MAX, z(32), MAX, z(32), z(32), z(32), z(64)]).length;
+  return 1 + 3 + longestHeader + 5;
+}
+
 export function makeBlock(header: BlockHeader, txs: readonly Tx[]): Block {
   return { header, txs, bytes: encodeCanonical([header.bytes, txs.map((t) => t.bytes)], header.bytes.length + 16 + txs.reduce((n, t) => n + t.byteLength + 3, 0)) };
 }

@@ -512,7 +512,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
    * account nonce, within the count and byte budget. The producer still applies each to state and skips
    * any that fail (the mempool's view of balances is conservative but not authoritative).
    */
-  candidates(maxTxs: number, maxBytes: number): Tx[] {
+  candidates(maxTxs: number, maxBytes: number, perTxBytes = 0): Tx[] {
     const heap = new Heap<Entry>((a, b) => (a.tx.fee !== b.tx.fee ? a.tx.fee > b.tx.fee : a.seq < b.seq));
     for (const q of this.#senders.values()) {
       const first = q.byNonce.get(nonceKey(q.accountNonce));
@@ -522,9 +522,10 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
     let bytes = 0;
     while (out.length < maxTxs && heap.size > 0) {
       const e = heap.pop()!;
-      if (bytes + e.tx.byteLength > maxBytes) continue;
+      const size = e.tx.byteLength + perTxBytes;
+      if (bytes + size > maxBytes) continue;
       out.push(e.tx);
-      bytes += e.tx.byteLength;
+      bytes += size;
       const next = e.q.byNonce.get(nonceKey(e.tx.nonce + 1n));
       if (next) heap.push(next);
     }

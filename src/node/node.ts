@@ -260,7 +260,7 @@ export class MeshNode {
     const idle = () => !this.#stopping && this.chain.head === head && pool.pending === 0;
     if (!idle()) return;
     const t0 = this.#clock.now();
-    this.#warming = this.chain.warmLeaves(blockCandidates(this.mempool, g.params), proposerFor(g, next), idle)
+    this.#warming = this.chain.warmLeaves(blockCandidates(this.mempool, g), proposerFor(g, next), idle)
       .then((computed) => this.#log.debug('leaf warm-up', { computed, ms: this.#clock.now() - t0 }))
       .catch((e) => this.#log.debug('leaf warm-up failed', { error: e }))
       .finally(() => {

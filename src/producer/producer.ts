@@ -4,7 +4,7 @@
  * the block to the chain exactly as if it had come from a peer (so it passes the same validation).
  */
 import { bytesEqual } from '../encoding/bytes.js';
-import { buildBlock, type Block } from '../ledger/block.js';
+import { blockFramingBytes, buildBlock, TX_FRAMING_BYTES, type Block } from '../ledger/block.js';
 import { proposerFor, slotAt, slotStart } from '../ledger/schedule.js';
 import { applyCandidates, blockAccounts, type AccountMap } from '../ledger/state.js';
 import { changedLeafPairs, leavesFor, StateLattice } from '../ledger/statehash.js';
@@ -131,13 +131,18 @@ export class Producer extends TypedEmitter<ProducerEvents> {
   /** Build and sign a block for `slot` on the current head from the mempool's best candidates. */
   build(slot: number, phases?: AssemblyPhases): Promise<Block> {
     const { chain, mempool, secretKey, publicKey } = this.#o;
-    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis.params), phases);
+    return assembleBlock(chain, secretKey, publicKey, slot, blockCandidates(mempool, chain.genesis), phases);
   }
 }
 
-/** What a producer offers its next block: the mempool's best candidates within the block limits (less the header's room). */
-export function blockCandidates(mempool: Mempool, p: Genesis['params']): Tx[] {
-  return mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - 4096);
+/**
+ * What a producer offers its next block: the mempool's best candidates within the block limits, counting
+ * each transaction's framing in the block and leaving room for the longest header, so the block it
+ * assembles never exceeds maxBlockBytes (at any limit the genesis allows).
+ */
+export function blockCandidates(mempool: Mempool, genesis: Genesis): Tx[] {
+  const p = genesis.params;
+  return mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - blockFramingBytes(genesis.chainId), TX_FRAMING_BYTES);
 }
 
 /**

@@ -21,7 +21,7 @@ import { sha256 } from '../crypto/hash.js';
 import { SigCache } from '../crypto/sigcache.js';
 import type { SignatureVerifier } from '../crypto/ed25519.js';
 import { bytesEqual, fromHex, toHex, utf8 } from '../encoding/bytes.js';
-import { decodeBlock, makeBlock, signHeader, type Block, type UnsignedHeader } from '../ledger/block.js';
+import { blockFramingBytes, decodeBlock, makeBlock, signHeader, TX_FRAMING_BYTES, type Block, type UnsignedHeader } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { merkleRoot } from '../ledger/merkle.js';
 import { RuleError } from '../ledger/rules.js';
@@ -350,7 +350,7 @@ export class ByzantineNode {
     const r = rng.int(100);
     let action: ByzAction = r < 30 ? 'behave' : r < 65 ? 'equivocate' : r < 80 ? 'withhold' : r < 90 ? 'invalid-root' : 'invalid-tx';
     const p = chain.genesis.params;
-    const candidates = this.mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - 4096);
+    const candidates = this.mempool.candidates(p.maxBlockTxs, p.maxBlockBytes - blockFramingBytes(this.#o.genesis.chainId), TX_FRAMING_BYTES);
     // Two different valid blocks need at least one transaction to leave out of one of them.
     if (action === 'equivocate' && candidates.length === 0) action = 'behave';
     ledger.counts[action]++;

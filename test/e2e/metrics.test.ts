@@ -1,10 +1,11 @@
 /**
  * Metrics end to end: real node processes, GET /metrics over real HTTP on the RPC port.
- *   - a validator: the key series exist, height and blocks produced move, a transaction sent by JSON-RPC
+ *   - a validator: the key series exist, the height and head-slot gauges lie between getChainInfo read just
+ *     before and just after the scrape, height and blocks produced move, a transaction sent by JSON-RPC
  *     moves the accepted counter, one refused moves rejected{reason}, the store write histogram fills;
  *   - a follower joining late syncs (sync counters, "sync progress"/"sync finished" log lines with rates)
  *     and its gossip and peer series move;
- *   - `--no-metrics` turns the endpoint off (404) and leaves JSON-RPC alone.
+ *   - `--no-metrics` turns the endpoint off (404) and leaves JSON-RPC alone (it serves the genesis state).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -40,7 +41,10 @@ test('GET /metrics on a real node: series exist and move; a late follower syncs;
   const A = await h.startNode({ name: 'validator', genesis: g.file, key: v.file, p2pPort: p2pA });
   await h.waitForHeight(A, 2);
 
+  // The chain gauges are the chain's own: between what getChainInfo says just before and just after the scrape.
+  const ci1a = await A.rpc('getChainInfo');
   const s1 = await scrape(A);
+  const ci1b = await A.rpc('getChainInfo');
   assert.match(s1.contentType, /^text\/plain; version=0\.0\.4/);
   for (const k of [
     'meshledger_chain_height', 'meshledger_chain_head_slot', 'meshledger_chain_clock_slot', 'meshledger_blocks_produced_total',
@@ -49,6 +53,14 @@ test('GET /metrics on a real node: series exist and move; a late follower syncs;
     'process_resident_memory_bytes', 'nodejs_eventloop_lag_seconds',
   ]) get(s1.values, k);
   assert.match(s1.text, /meshledger_node_info\{version="[^"]+",chain_id="meshledger-devnet",validator="true"\} 1/);
+  const tracks = (ci: [any, any], s: { values: Map<string, number> }, where: string): void => {
+    const [a, b] = ci;
+    const height = get(s.values, 'meshledger_chain_height');
+    const slot = get(s.values, 'meshledger_chain_head_slot');
+    assert.ok(a.height <= height && height <= b.height, `${where}: height gauge ${height}, getChainInfo ${a.height} … ${b.height}`);
+    assert.ok(a.headSlot <= slot && slot <= b.headSlot, `${where}: head slot gauge ${slot}, getChainInfo ${a.headSlot} … ${b.headSlot}`);
+  };
+  tracks([ci1a, ci1b], s1, 'first scrape');
   const h1 = get(s1.values, 'meshledger_chain_height');
   assert.ok(h1 >= 2);
   assert.ok(get(s1.values, 'meshledger_db_write_seconds_count{op="batch"}') > 0, 'block writes were timed');
@@ -62,9 +74,15 @@ test('GET /metrics on a real node: series exist and move; a late follower syncs;
   const cheap = signTransfer({ from: f, to: bob.address, amount: 5, nonce: 1, fee: 0 });
   await assert.rejects(A.rpc('sendTransaction', { tx: cheap.hex }));
   await h.waitFor(async () => (await A.rpc('getTransaction', { id: tx.id })).status === 'confirmed', scaled(10_000), 'transfer confirmed', [A]);
+  const ci3a = await A.rpc('getChainInfo');
   const s3 = await scrape(A);
+  const ci3b = await A.rpc('getChainInfo');
   assert.equal(get(s3.values, 'meshledger_mempool_rejected_total{reason="fee_too_low"}'), 1);
   assert.ok(get(s3.values, 'meshledger_chain_height') > h1, 'height moves');
+  tracks([ci3a, ci3b], s3, 'after the transfer');
+  // The blocks written since the first scrape were timed.
+  assert.ok(get(s3.values, 'meshledger_db_write_seconds_count{op="batch"}') > get(s1.values, 'meshledger_db_write_seconds_count{op="batch"}'), 'block writes are timed as they happen');
+  assert.ok(get(s3.values, 'meshledger_db_write_seconds_sum{op="batch"}') > get(s1.values, 'meshledger_db_write_seconds_sum{op="batch"}'));
   assert.ok(get(s3.values, 'meshledger_blocks_produced_total') > get(s1.values, 'meshledger_blocks_produced_total'));
   assert.ok(get(s3.values, 'meshledger_chain_txs_confirmed_total') >= 1);
   assert.ok(get(s3.values, 'meshledger_mempool_removed_total{reason="included"}') >= 1);
@@ -89,5 +107,10 @@ test('GET /metrics on a real node: series exist and move; a late follower syncs;
   const res = await fetch(`http://127.0.0.1:${C.rpcPort}/metrics`);
   assert.equal(res.status, 404);
   await res.body?.cancel();
-  assert.ok((await C.rpc('getChainInfo')).height >= 0);
+  // It serves this network's genesis state: no key and no peers, so no block beyond genesis.
+  const ci = await C.rpc('getChainInfo');
+  assert.equal(ci.chainId, ci1a.chainId);
+  assert.equal(ci.genesisHash, ci1a.genesisHash);
+  assert.equal(ci.height, 0);
+  assert.equal(BigInt((await C.rpc('getBalance', { address: f.address })).balance), 10n ** 12n);
 });

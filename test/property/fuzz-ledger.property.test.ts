@@ -18,7 +18,8 @@
  * What test/property/chain.property.test.ts proves (model equality, fork choice, replay equality) is not repeated.
  *
  * Mempool: random admissions (right, stale and future nonces, overspends, wrong chain, big memos), fee-bump
- * replacements (enough and too little), blocks built from the candidates plus conflicting transactions, and
+ * replacements (enough and too little), blocks built from the candidates plus conflicting transactions (at most
+ * 2 a block, fewer than the pool holds, so blocks fill up and leave transactions pending), and
  * competing branches that reorganize the chain, with the node's wiring (chain:head → onHeadChange, serialized).
  * After every step: no two pending transactions share sender and nonce, none has a nonce below its account's
  * nonce, size / bytes / sender counts equal the sums over the held transactions and stay within the limits, the
@@ -40,6 +41,7 @@ import { applyTx, getAccount, isEmptyAccount, type Account } from '../../src/led
 import { StateLattice } from '../../src/ledger/statehash.js';
 import type { Tx } from '../../src/ledger/tx.js';
 import { Mempool } from '../../src/mempool/mempool.js';
+import { blockCandidates } from '../../src/producer/producer.js';
 import { layout } from '../../src/storage/layout.js';
 import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { addBlockOutcome, buildBlock, makeGenesis, openTestChain, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
@@ -47,7 +49,8 @@ import { addBlockOutcome, buildBlock, makeGenesis, openTestChain, testKeys, tran
 const V = testKeys('fuzz-ledger-val', 3);
 const USERS = testKeys('fuzz-ledger-user', 5); // 4 funded, 1 starts empty
 const FUNDED = 4;
-const genesis = makeGenesis({ validators: V, alloc: USERS.slice(0, FUNDED).map((u, i) => [u, 4_000n + 1_000n * BigInt(i)] as [KeyPair, bigint]) });
+const ALLOC = USERS.slice(0, FUNDED).map((u, i) => [u, 4_000n + 1_000n * BigInt(i)] as [KeyPair, bigint]);
+const genesis = makeGenesis({ validators: V, alloc: ALLOC });
 const CHAIN_ID = genesis.chainId;
 const OTHER_CHAIN = 'meshledger-other';
 const EVERYONE = [...USERS, ...V];
@@ -304,6 +307,12 @@ const mpOpArb: fc.Arbitrary<MpOp> = fc.oneof(
 );
 
 const LIMITS = { maxCount: 5, maxBytes: 5 * 220, maxPerSender: 4, replaceBumpPercent: 10 };
+/**
+ * The same network with room for 2 transactions a block, fewer than the pool holds: blocks are built full and
+ * leave transactions pending. (Its byte limit stays large: blockCandidates reserves 4096 bytes for the header,
+ * so a smaller one would leave no room for any transaction.)
+ */
+const mpGenesis = makeGenesis({ validators: V, alloc: ALLOC, params: { maxBlockTxs: 2 } });
 
 async function checkMempool(mp: Mempool, chain: Chain, where: string): Promise<void> {
   const ids = mp.ids();
@@ -354,9 +363,11 @@ async function checkMempool(mp: Mempool, chain: Chain, where: string): Promise<v
 test('mempool: random adds, replacements, blocks and reorgs keep the pool consistent with the chain', { timeout: 120_000 }, async (t) => {
   const outcomes = new Map<string, number>();
   let reorgs = 0;
+  let fullBlocks = 0; // blocks with maxBlockTxs transactions that left some pending
+  const { maxBlockTxs } = mpGenesis.params;
   await fc.assert(fc.asyncProperty(fc.array(mpOpArb, { minLength: 10, maxLength: 45 }), async (ops) => {
-    const { chain } = await openTestChain(genesis);
-    const mp = new Mempool({ db: chain.db, genesis, accounts: chain, verifier: new InlineVerifier(), sigCache: chain.sigCache, limits: LIMITS });
+    const { chain } = await openTestChain(mpGenesis);
+    const mp = new Mempool({ db: chain.db, genesis: mpGenesis, accounts: chain, verifier: new InlineVerifier(), sigCache: chain.sigCache, limits: LIMITS });
     mp.on('tx:removed', (e) => bump(outcomes, `removed:${e.reason}`));
     let work: Promise<void> = Promise.resolve();
     const confirmed: Tx[] = []; // every transaction that was on the best chain at some point (replay candidates)
@@ -401,7 +412,8 @@ test('mempool: random adds, replacements, blocks and reorgs keep the pool consis
           break;
         }
         case 'produce': {
-          const txs = mp.candidates(genesis.params.maxBlockTxs, genesis.params.maxBlockBytes - 4096);
+          const txs = blockCandidates(mp, mpGenesis);
+          assert.ok(txs.length <= maxBlockTxs, `step ${step}: the pool offers ${txs.length} transactions for one block`);
           // A conflicting transaction (same sender and nonce as a pending one, not in the pool) goes first.
           if (o.conflict !== null && txs.length) {
             const victim = txs[o.conflict % txs.length]!;
@@ -415,18 +427,21 @@ test('mempool: random adds, replacements, blocks and reorgs keep the pool consis
             const s = USERS[(step + i) % FUNDED]!;
             txs.push(transfer(s, USERS[4]!, 2n, (await chain.getAccount(s.publicKey)).nonce + BigInt(i), { fee: 1n, memo: `x${step}` }));
           }
-          const b = await buildBlock(chain, V, chain.head.slot + 1, txs);
+          // Within the block limit: the conflict first, then the pool's best, then the extras if there is room.
+          const b = await buildBlock(chain, V, chain.head.slot + 1, txs.slice(0, maxBlockTxs));
           await chain.addBlock(b);
+          await settle();
+          if (b.txs.length === maxBlockTxs && mp.size > 0) fullBlocks++;
           break;
         }
         case 'fork': {
           // A competing branch from a few blocks back, built on a second chain fed the common prefix.
           const forkHeight = Math.max(0, chain.head.height - o.back);
-          const { chain: builder } = await openTestChain(genesis);
+          const { chain: builder } = await openTestChain(mpGenesis);
           for (let h = 1; h <= forkHeight; h++) await builder.addBlock((await chain.getBlockAt(h))!);
           const branch: Block[] = [];
           for (let i = 0; i < o.len; i++) {
-            const pending = o.takePending ? mp.candidates(5, 1 << 20) : [];
+            const pending = o.takePending ? blockCandidates(mp, mpGenesis) : [];
             const b = await buildBlock(builder, V, builder.head.slot + 1 + (i === 0 ? 1 : 0), pending);
             await builder.addBlock(b);
             branch.push(b);
@@ -447,11 +462,12 @@ test('mempool: random adds, replacements, blocks and reorgs keep the pool consis
       await checkMempool(mp, chain, `step ${step} (${o.op})`);
     }
     await chain.close();
-  }), { numRuns: 150, includeErrorInReport: true });
-  t.diagnostic(JSON.stringify({ reorgs, outcomes: Object.fromEntries(outcomes) }));
+  }), { numRuns: 400, includeErrorInReport: true });
+  t.diagnostic(JSON.stringify({ reorgs, fullBlocks, outcomes: Object.fromEntries(outcomes) }));
   for (const k of ['accepted', 'replaced', 'replacement_underpriced', 'nonce_too_low', 'too_many_pending', 'insufficient_funds', 'wrong_chain',
     'mempool_full', 'removed:included', 'removed:replaced', 'removed:stale', 'removed:evicted', 'removed:unaffordable']) {
     assert.ok((outcomes.get(k) ?? 0) > 0, `no ${k} outcome: ${JSON.stringify(Object.fromEntries(outcomes))}`);
   }
   assert.ok(reorgs > 5, `only ${reorgs} reorgs`);
+  assert.ok(fullBlocks > 20, `only ${fullBlocks} full blocks left transactions pending`);
 });

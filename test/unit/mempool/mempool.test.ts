@@ -259,41 +259,80 @@ describe('candidates', { timeout: 60000 }, () => {
     assert.deepEqual(ids(mp.candidates(10, 2 * a0.bytes.length)), ids([c0, b0]));
   });
 
-  test('property: candidates are exactly the greedy best-ready order', async () => {
+  test('property: candidates are exactly the greedy best-ready order within the count and byte budgets', async (ctx) => {
     const senders = [alice, bob, carol, erin];
+    const bound = { bytes: 0, exact: 0, count: 0, none: 0 }; // runs where each budget cut the list short, or none did
+    const RUNS = 500;
+    /**
+     * Model: repeatedly take the highest-fee head of any sender queue (ties: earlier arrival). A head that does
+     * not fit in the bytes left is passed over, and its sender's later transactions with it (they need it
+     * first); smaller ones of other senders may still fit.
+     */
+    const greedy = (queues: Tx[][], arrival: Map<string, number>, maxTxs: number, maxBytes: number): { want: Tx[]; cutByBytes: boolean } => {
+      const heads = queues.map(() => 0);
+      const want: Tx[] = [];
+      let bytes = 0;
+      let cutByBytes = false;
+      while (want.length < maxTxs) {
+        let best = -1;
+        for (let s = 0; s < queues.length; s++) {
+          const t = queues[s]![heads[s]!];
+          if (!t) continue;
+          const cur = best === -1 ? undefined : queues[best]![heads[best]!]!;
+          if (!cur || t.fee > cur.fee || (t.fee === cur.fee && arrival.get(t.idHex)! < arrival.get(cur.idHex)!)) best = s;
+        }
+        if (best === -1) break;
+        const t = queues[best]![heads[best]!]!;
+        if (bytes + t.bytes.length > maxBytes) {
+          cutByBytes = true;
+          heads[best] = queues[best]!.length;
+          continue;
+        }
+        want.push(t);
+        bytes += t.bytes.length;
+        heads[best]!++;
+      }
+      return { want, cutByBytes };
+    };
     await fc.assert(fc.asyncProperty(
-      fc.array(fc.array(fc.integer({ min: 2, max: 40 }), { minLength: 0, maxLength: 4 }), { minLength: 4, maxLength: 4 }),
+      fc.array(fc.array(fc.record({ fee: fc.integer({ min: 2, max: 40 }), memo: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 200 })) }),
+        { minLength: 0, maxLength: 4 }), { minLength: 4, maxLength: 4 }),
       fc.integer({ min: 1, max: 20 }),
-      async (feesBySender, maxTxs) => {
+      // A byte budget: any from nothing to more than all 16 transactions (≤ 16 × ~360 bytes); exactly the bytes of
+      // the first k transactions of the unbounded order (the boundary); or none to speak of.
+      fc.oneof(
+        { weight: 2, arbitrary: fc.record({ any: fc.integer({ min: 0, max: 3000 }) }) },
+        { weight: 2, arbitrary: fc.record({ firstK: fc.nat({ max: 16 }) }) },
+        { weight: 1, arbitrary: fc.constant({ any: 1 << 20 }) },
+      ),
+      async (specsBySender, maxTxs, budget) => {
         const { mp } = await makePool();
         const queues: Tx[][] = [];
         for (let s = 0; s < senders.length; s++) {
-          const q = feesBySender[s]!.map((f, n) => tx(senders[s]!, BigInt(n), BigInt(f)));
+          const q = specsBySender[s]!.map((x, n) => tx(senders[s]!, BigInt(n), BigInt(x.fee), { memo: 'm'.repeat(x.memo) }));
           queues.push(q);
           for (const t of [...q].reverse()) await mp.add(t); // arrival order must not matter
         }
-        const got = mp.candidates(maxTxs, 1 << 20);
-        // Model: repeatedly take the highest-fee head of any sender queue (ties: earlier arrival).
-        const heads = queues.map(() => 0);
-        const want: Tx[] = [];
         const arrival = new Map<string, number>();
         let seq = 0;
         for (const q of queues) for (const t of [...q].reverse()) arrival.set(t.idHex, seq++);
-        while (want.length < maxTxs) {
-          let best = -1;
-          for (let s = 0; s < queues.length; s++) {
-            const t = queues[s]![heads[s]!];
-            if (!t) continue;
-            const cur = best === -1 ? undefined : queues[best]![heads[best]!]!;
-            if (!cur || t.fee > cur.fee || (t.fee === cur.fee && arrival.get(t.idHex)! < arrival.get(cur.idHex)!)) best = s;
-          }
-          if (best === -1) break;
-          want.push(queues[best]![heads[best]!]!);
-          heads[best]!++;
-        }
+        const maxBytes = 'any' in budget ? budget.any
+          : greedy(queues, arrival, Infinity, Infinity).want.slice(0, budget.firstK).reduce((n, t) => n + t.bytes.length, 0);
+        const got = mp.candidates(maxTxs, maxBytes);
+        const { want, cutByBytes } = greedy(queues, arrival, maxTxs, maxBytes);
         assert.deepEqual(ids(got), ids(want));
+        const bytes = got.reduce((n, t) => n + t.bytes.length, 0);
+        assert.ok(got.length <= maxTxs && bytes <= maxBytes);
+        const total = queues.reduce((n, q) => n + q.length, 0);
+        if (cutByBytes) bound.bytes++;
+        else if (want.length === maxTxs && total > maxTxs) bound.count++;
+        else bound.none++;
+        if (bytes === maxBytes && want.length < total) bound.exact++;
       },
-    ), { numRuns: 30 });
+    ), { numRuns: RUNS });
+    ctx.diagnostic(JSON.stringify(bound));
+    // The generators reach both budgets and the byte budget's boundary (a property whose budgets never bind passes too).
+    assert.ok(bound.bytes >= RUNS / 5 && bound.exact >= RUNS / 20 && bound.count >= RUNS / 20 && bound.none >= RUNS / 20, JSON.stringify(bound));
   });
 });
 

@@ -10,7 +10,7 @@ import type { MempoolEvents } from '../../../src/mempool/mempool.js';
 import type { NetEvents } from '../../../src/p2p/network.js';
 import type { ProducerEvents } from '../../../src/producer/producer.js';
 import { METRIC_NAMES, NodeMetrics, type GossipStats } from '../../../src/metrics/metrics.js';
-import { openMemory } from '../../../src/storage/kv.js';
+import { openMemory, type KV } from '../../../src/storage/kv.js';
 import { TypedEmitter } from '../../../src/util/events.js';
 
 class Fake<E extends { [K in keyof E]: (...args: never[]) => void }> extends TypedEmitter<E> {
@@ -136,16 +136,43 @@ test('mempool rejections are counted by rule (tx:rejected)', async () => {
 
 test('store writes are timed; reads pass through', async () => {
   const m = new NodeMetrics();
-  const kv = m.timeStore(await openMemory());
+  const inner = await openMemory();
+  // A store whose writes take at least DELAY ms, so the recorded seconds can be held against the clock.
+  const DELAY = 60;
+  const sleep = () => new Promise<void>((r) => setTimeout(r, DELAY));
+  let reads = 0;
+  const slow: KV = {
+    get: (k) => { reads++; return inner.get(k); },
+    getMany: (ks) => { reads++; return inner.getMany(ks); },
+    iterator: (o) => inner.iterator(o),
+    close: () => inner.close(),
+    put: async (k, val) => { await sleep(); await inner.put(k, val); },
+    del: async (k) => { await sleep(); await inner.del(k); },
+    batch: async (ops) => { await sleep(); await inner.batch(ops); },
+  };
+  const kv = m.timeStore(slow);
   await kv.put(Uint8Array.of(1), Uint8Array.of(2));
   await kv.batch([{ type: 'put', key: Uint8Array.of(3), value: Uint8Array.of(4) }, { type: 'del', key: Uint8Array.of(1) }]);
   await kv.del(Uint8Array.of(3));
   assert.equal(await kv.get(Uint8Array.of(1)), undefined);
-  const v = await values(m);
+  assert.deepEqual(await kv.getMany([Uint8Array.of(3)]), [undefined]);
+  let v = await values(m);
+  assert.equal(reads, 2, 'reads reach the store');
+  for (const op of ['put', 'batch', 'del']) {
+    assert.equal(v.get(`meshledger_db_write_seconds_count{op="${op}"}`), 1, op);
+    // The write's own duration: at least DELAY, so above the 25 ms bucket and in +Inf.
+    assert.ok(v.get(`meshledger_db_write_seconds_sum{op="${op}"}`)! >= (DELAY - 5) / 1000, `${op}: ${v.get(`meshledger_db_write_seconds_sum{op="${op}"}`)} s`);
+    assert.equal(v.get(`meshledger_db_write_seconds_bucket{le="0.025",op="${op}"}`), 0, op);
+    assert.equal(v.get(`meshledger_db_write_seconds_bucket{le="+Inf",op="${op}"}`), 1, op);
+  }
+  // Another write adds to its operation only: count and sum grow.
+  const sum1 = v.get('meshledger_db_write_seconds_sum{op="batch"}')!;
+  await kv.batch([{ type: 'put', key: Uint8Array.of(5), value: Uint8Array.of(6) }]);
+  v = await values(m);
+  assert.equal(v.get('meshledger_db_write_seconds_count{op="batch"}'), 2);
+  assert.ok(v.get('meshledger_db_write_seconds_sum{op="batch"}')! >= sum1 + (DELAY - 5) / 1000);
   assert.equal(v.get('meshledger_db_write_seconds_count{op="put"}'), 1);
-  assert.equal(v.get('meshledger_db_write_seconds_count{op="batch"}'), 1);
   assert.equal(v.get('meshledger_db_write_seconds_count{op="del"}'), 1);
-  assert.ok(v.get('meshledger_db_write_seconds_sum{op="batch"}')! >= 0);
   await kv.close();
   m.close();
 });

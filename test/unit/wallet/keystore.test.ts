@@ -1,7 +1,8 @@
 /**
  * src/wallet/keystore.ts: encrypted wallet files. Round trip, wrong passphrase, tampering (ciphertext,
  * nonce, salt, address, KDF params) → error, mode 0600, refusal to overwrite, recorded scrypt params, and
- * that the plaintext secret key (hex or raw bytes) never appears in the file.
+ * that the plaintext secret key (hex or raw bytes) never appears in the file; no two wallets share a salt or a
+ * nonce; listing skips broken files and reports exactly the well-formed ones.
  *
  * Most tests use N = 2^10 (MIN_SCRYPT_N) to stay fast; one test creates a wallet with the default N = 2^17.
  */
@@ -99,19 +100,22 @@ describe('keystore', () => {
       ['name', (j) => { j.name = 'someone-else'; }, (e) => e instanceof WalletError && e.kind === 'invalid_file'],
       ['huge N', (j) => { j.kdf.N = 2 ** 24; }, (e) => e instanceof WalletError && e.kind === 'invalid_file'],
     ];
+    const parse: { name: string; address: string }[] = []; // the tampered files that are still well-formed
     for (const [i, [what, edit, check]] of edits.entries()) {
       const name = `t${i}`;
-      await createKey(dir, name, 'pw', FAST);
+      const { address } = await createKey(dir, name, 'pw', FAST);
       tamper(dir, name, edit);
       await assert.rejects(loadKey(dir, name, 'pw'), (e: unknown) => {
         assert.ok(check(e), `${what}: unexpected ${String(e)}`);
         return true;
       });
+      if (check === isWrongPassphrase) parse.push({ name, address: what === 'address swapped for another valid one' ? other : address });
     }
     writeFileSync(path.join(dir, 'notjson.json'), '{');
     await assert.rejects(loadKey(dir, 'notjson', 'pw'), (e: unknown) => e instanceof WalletError && e.kind === 'invalid_file');
-    // list skips broken files but still reports the ones that parse
-    assert.ok((await listKeys(dir)).every((w) => w.name !== 'notjson'));
+    // list skips broken files but still reports the ones that parse: exactly those, by name, with their addresses
+    assert.deepEqual(parse.map((w) => w.name), ['t0', 't1', 't2', 't3', 't4', 't5']);
+    assert.deepEqual(await listKeys(dir), parse);
   });
 
   test('file mode 0600, folder 0700, no temp files left behind', async () => {
@@ -168,9 +172,21 @@ describe('keystore', () => {
     const weak = await createKey(dir, 'weak', 'pw', { scryptN: 2 ** 11 });
     assert.equal(JSON.parse(readFileSync(weak.file, 'utf8')).kdf.N, 2 ** 11);
     assert.equal((await loadKey(dir, 'weak', 'pw')).address, weak.address);
-    // two wallets never share salt or nonce
-    const a = JSON.parse(readFileSync(walletPath(dir, 'strong'), 'utf8'));
-    assert.notEqual(a.kdf.salt, JSON.parse(readFileSync(weak.file, 'utf8')).kdf.salt);
+    // wallets never share a salt or a nonce: these two and six more, created and imported, the same key
+    // under two names included (each file draws its own salt and nonce)
+    const kp = newKeyPair();
+    for (let i = 0; i < 4; i++) await createKey(dir, `w${i}`, 'pw', FAST);
+    await importKey(dir, 'same-a', toHex(kp.secretKey), 'pw', FAST);
+    await importKey(dir, 'same-b', toHex(kp.secretKey), 'pw', FAST);
+    const files = readdirSync(dir).map((f) => JSON.parse(readFileSync(path.join(dir, f), 'utf8')));
+    assert.deepEqual(files.map((x) => x.name).sort(), ['same-a', 'same-b', 'strong', 'w0', 'w1', 'w2', 'w3', 'weak']);
+    const salts = files.map((x) => x.kdf.salt as string);
+    const nonces = files.map((x) => x.cipher.nonce as string);
+    assert.ok(salts.every((x) => /^[0-9a-f]{64}$/.test(x)) && nonces.every((x) => /^[0-9a-f]{48}$/.test(x)));
+    assert.equal(new Set(salts).size, files.length, 'a salt repeats');
+    assert.equal(new Set(nonces).size, files.length, 'a nonce repeats');
+    // nor is a nonce cut from a salt (one random draw used for both)
+    assert.ok(nonces.every((n) => salts.every((x) => !x.includes(n))), 'a nonce is part of a salt');
   });
 
   test('bad names, empty passphrase, out-of-range N, unknown wallet', async () => {
