@@ -11,6 +11,7 @@ import { concatBytes, toHex, utf8 } from '../encoding/bytes.js';
 import { sign, verify } from '../crypto/ed25519.js';
 import { LruSet } from '../util/lru.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
+import { TokenBucket } from '../util/ratelimit.js';
 import type { Conn } from './transport.js';
 import { encodeMessage, MSG, type Message } from './messages.js';
 
@@ -26,23 +27,6 @@ export function signAuth(secretKey: Uint8Array, genesisHash: Uint8Array, peerCha
 
 export function verifyAuth(sig: Uint8Array, genesisHash: Uint8Array, ourChallenge: Uint8Array, peerNodeId: Uint8Array): boolean {
   return verify(sig, authMessage(genesisHash, ourChallenge, peerNodeId), peerNodeId);
-}
-
-/** Token bucket: `rate` tokens per second, at most `burst` stored. */
-export class TokenBucket {
-  #tokens: number;
-  #last: number;
-  constructor(private readonly rate: number, private readonly burst: number, now: number) {
-    this.#tokens = burst;
-    this.#last = now;
-  }
-  take(n: number, now: number): boolean {
-    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.rate);
-    this.#last = now;
-    if (this.#tokens < n) return false;
-    this.#tokens -= n;
-    return true;
-  }
 }
 
 export interface PeerLimits {
