@@ -110,7 +110,7 @@ test('a late answer to a timed-out request is dropped without penalty; an unrequ
   const b = new MemConn('y', true);
   a.other = b;
   b.other = a;
-  const peer = new Peer(a, new Uint8Array(32), systemClock, DEFAULT_PEER_LIMITS);
+  const peer = new Peer(a, systemClock, DEFAULT_PEER_LIMITS);
   const req = peer.request((reqId) => ({ type: MSG.GET_BLOCKS, reqId, hashes: [] }), MSG.BLOCKS, 10);
   await assert.rejects(req, /timed out/);
   const late: Message = { type: MSG.BLOCKS, reqId: 1, blocks: [] };
