@@ -15,7 +15,7 @@ import { DEFAULT_PARAMS, genesisFromJson, type GenesisJson } from '../src/ledger
 import { writeGenesisFile } from '../src/node/genesisfile.js';
 import { newKeyPair, writeKeyFile } from '../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, frameMaxBytes, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../src/p2p/messages.js';
-import { signAuth, verifyAuth } from '../src/p2p/peer.js';
+import { signAuth, verifyAuth } from '../src/p2p/handshake.js';
 import { Harness, scaled, waitFor, type GenesisInfo, type KeyInfo, type NodeProc } from './proc.js';
 import { NetProxy } from './netproxy.js';
 

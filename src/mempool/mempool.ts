@@ -64,7 +64,11 @@ export interface AccountSource {
 export type RemovalReason = 'included' | 'replaced' | 'evicted' | 'stale' | 'unaffordable';
 
 export interface MempoolEvents {
-  'tx:accepted': (tx: Tx) => void;
+  /**
+   * Admitted. `origin` is the node id of the peer that sent it (AddOptions.origin); undefined for a client's
+   * transaction, one loaded from disk or one returned from an abandoned block.
+   */
+  'tx:accepted': (tx: Tx, origin?: string) => void;
   'tx:removed': (e: { tx: Tx; reason: RemovalReason }) => void;
   /** A transaction refused by a rule (metrics, logs); not emitted for I/O failures. */
   'tx:rejected': (e: { id: string; rule: string }) => void;
@@ -95,6 +99,8 @@ export interface AddOptions {
    * wait for admission. For client submissions (RPC); never for the node's own re-adds.
    */
   shed?: boolean;
+  /** The node id of the peer these transactions came from (P2P), handed on with `tx:accepted`. */
+  origin?: string;
 }
 
 /** The transactions of one addMany call: answered together, once every one is admitted and its write has landed. */
@@ -313,7 +319,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
           continue;
         }
       }
-      if (r.status !== 'duplicate') this.emit('tx:accepted', tx);
+      if (r.status !== 'duplicate') this.emit('tx:accepted', tx, opts.origin);
     }
     if (rollback.length) {
       await this.#lock.run(async () => {

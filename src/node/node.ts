@@ -3,7 +3,10 @@
  * or a transaction flows; no subsystem calls into another's internals.
  *
  *   chain  ──chain:head──▶ mempool (drop included, return abandoned, re-check senders)
- *   producer ──block──▶ chain.addBlock (same validation as a peer's block)
+ *   chain  ──chain:head, chain:equivocation, block:connected──▶ network (STATUS, evidence relay, orphans)
+ *   mempool ──tx:accepted (with the peer it came from)──▶ network (announce, relay)
+ *   producer ──block──▶ chain.addBlock (same validation as a peer's block), network.relayBlock
+ *   network ──blocks, transactions──▶ chain.addBlock, mempool.addMany
  *   rpc    ──reads──▶ chain, mempool
  */
 import { mkdir, readdir } from 'node:fs/promises';
@@ -19,8 +22,8 @@ import { RpcDispatcher, RpcHttpServer } from '../rpc/server.js';
 import { createHandlers } from '../rpc/methods.js';
 import { Subscriptions } from '../rpc/subscriptions.js';
 import { attachWebSocket } from '../rpc/ws.js';
-import { TokenBucket } from '../p2p/peer.js';
 import { LruMap } from '../util/lru.js';
+import { TokenBucket } from '../util/ratelimit.js';
 import { readFile, writeFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { openLevel, type KV } from '../storage/kv.js';
@@ -211,6 +214,7 @@ export class MeshNode {
           }),
           listen: cfg.p2p, advertise: cfg.advertise, bootnodes: cfg.bootnodes, limits: cfg.net,
         });
+        wireNetwork(chain, mempool, node.network);
         try {
           await node.network.start();
         } catch (e) {
@@ -326,6 +330,20 @@ export class MeshNode {
     await this.#db.close();
     this.metrics?.close();
   }
+}
+
+/**
+ * The P2P layer hears of the chain and the mempool here, and only here (it subscribes to nothing itself).
+ * Subscribed before the network starts, in this order; it acts on this news only while running.
+ */
+export function wireNetwork(chain: Chain, mempool: Mempool, network: Network): () => void {
+  const off = [
+    chain.on('chain:head', ({ head }) => network.onHead(head)),
+    mempool.on('tx:accepted', (tx, origin) => network.onTxAccepted(tx, origin)),
+    chain.on('chain:equivocation', (e) => network.onEquivocation(e)),
+    chain.on('block:connected', (b) => network.onBlockConnected(b)),
+  ];
+  return () => { for (const f of off) f(); };
 }
 
 /** The node's P2P identity (not a validator key): created on first start, kept in the datadir. */

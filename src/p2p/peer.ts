@@ -1,49 +1,15 @@
 /**
- * One connected peer: handshake state, score, rate limits, bounded send buffer, what it is known to have,
- * and request/response matching. The network (network.ts) decides what to do with its messages.
- *
- * Handshake (both sides at once): each sends HELLO with a fresh 32-byte challenge; each answers the other's
- * HELLO with AUTH = Ed25519 signature by its node key over
- *   "meshledger:p2p:auth:v1" ‖ 00 ‖ genesisHash ‖ peerChallenge ‖ ownNodeId
- * A peer is ready once its HELLO checked out and its AUTH verified against the node id it claimed.
+ * One connected peer: its identity once the session proved it, score, rate limits, bounded send buffer,
+ * what it is known to have, and request/response matching. The switch (switch.ts) owns the peer set and
+ * hands each message to the reactor that registered its type; the session (handshake.ts) fills in the
+ * identity.
  */
-import { concatBytes, toHex, utf8 } from '../encoding/bytes.js';
-import { sign, verify } from '../crypto/ed25519.js';
+import { toHex } from '../encoding/bytes.js';
 import { LruSet } from '../util/lru.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
+import { TokenBucket } from '../util/ratelimit.js';
 import type { Conn } from './transport.js';
-import { encodeMessage, MSG, type Message } from './messages.js';
-
-const AUTH_PREFIX = concatBytes(utf8('meshledger:p2p:auth:v1'), new Uint8Array([0]));
-
-export function authMessage(genesisHash: Uint8Array, challenge: Uint8Array, nodeId: Uint8Array): Uint8Array {
-  return concatBytes(AUTH_PREFIX, genesisHash, challenge, nodeId);
-}
-
-export function signAuth(secretKey: Uint8Array, genesisHash: Uint8Array, peerChallenge: Uint8Array, ownNodeId: Uint8Array): Uint8Array {
-  return sign(authMessage(genesisHash, peerChallenge, ownNodeId), secretKey);
-}
-
-export function verifyAuth(sig: Uint8Array, genesisHash: Uint8Array, ourChallenge: Uint8Array, peerNodeId: Uint8Array): boolean {
-  return verify(sig, authMessage(genesisHash, ourChallenge, peerNodeId), peerNodeId);
-}
-
-/** Token bucket: `rate` tokens per second, at most `burst` stored. */
-export class TokenBucket {
-  #tokens: number;
-  #last: number;
-  constructor(private readonly rate: number, private readonly burst: number, now: number) {
-    this.#tokens = burst;
-    this.#last = now;
-  }
-  take(n: number, now: number): boolean {
-    this.#tokens = Math.min(this.burst, this.#tokens + ((now - this.#last) / 1000) * this.rate);
-    this.#last = now;
-    if (this.#tokens < n) return false;
-    this.#tokens -= n;
-    return true;
-  }
-}
+import { encodeMessage, type Message } from './messages.js';
 
 export interface PeerLimits {
   msgsPerSec: number;
@@ -71,18 +37,17 @@ type Pending = { resolve: (m: Message) => void; reject: (e: Error) => void; time
 
 export class Peer {
   readonly conn: Conn;
-  readonly challenge: Uint8Array;
-  /** The challenge the peer sent in its HELLO (both ends know both: used for deterministic tie-breaks). */
-  theirChallenge: Uint8Array = new Uint8Array(32);
-  /** Set once HELLO arrived. */
-  nodeId: Uint8Array | undefined;
+  /** The node id the peer claims (set by the session as soon as it is told; proven once `authenticated`). */
   nodeIdHex = '';
+  /** The address the peer advertises for dialing it ('' if none or not a ws:// URL). */
   listen = '';
   /** The URL we dialed (outbound only). */
   readonly dialedUrl: string | undefined;
-  helloOk = false;
-  authOk = false;
+  /** The session proved that the peer holds the key of `nodeIdHex`: only then is that id banned for misbehaviour. */
+  authenticated = false;
+  /** Handshake done and the switch admitted the peer: reactors see it from here on. */
   ready = false;
+  /** Misbehaviour points (≤ 0); written only by scoring.ts. */
   score = 0;
   headHeight = 0;
   headHash: Uint8Array = new Uint8Array(32);
@@ -103,9 +68,8 @@ export class Peer {
   #nextReq = 1;
   #closed = false;
 
-  constructor(conn: Conn, challenge: Uint8Array, clock: Clock, limits: PeerLimits, dialedUrl?: string) {
+  constructor(conn: Conn, clock: Clock, limits: PeerLimits, dialedUrl?: string) {
     this.conn = conn;
-    this.challenge = challenge;
     this.#clock = clock;
     this.#limits = limits;
     this.dialedUrl = dialedUrl;
@@ -203,5 +167,3 @@ export class Peer {
     };
   }
 }
-
-export { MSG };

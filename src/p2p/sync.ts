@@ -1,5 +1,6 @@
 /**
- * Chain sync and fork reconciliation.
+ * Chain sync and fork reconciliation, the fetching half (sync-reactor.ts serves peers' requests, matches the
+ * answers to ours, and hands the blocks fetched here to the block reactor).
  *
  * Whenever a peer shows a head better than ours (fork choice order), one sync round runs:
  *   1. ask that peer for the hashes of its best chain after our fork point, given our block locator

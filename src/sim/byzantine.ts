@@ -31,7 +31,7 @@ import { Mempool } from '../mempool/mempool.js';
 import { assembleBlock } from '../producer/producer.js';
 import type { KeyPair } from '../crypto/keyfile.js';
 import { decodeMessage, encodeMessage, MAX_GET_BLOCKS, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../p2p/messages.js';
-import { signAuth, verifyAuth } from '../p2p/peer.js';
+import { signAuth, verifyAuth } from '../p2p/handshake.js';
 import type { Conn, Transport } from '../p2p/transport.js';
 import type { KV } from '../storage/kv.js';
 import type { Clock, TimerHandle } from '../util/clock.js';

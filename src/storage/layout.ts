@@ -24,8 +24,8 @@
  *                                                one record per account per block, not one per transfer
  *  'm'     m | txId                              pending (mempool) transaction: signed tx bytes (raw) — local, not consensus
  *  'q'     q | slot | proposer | blockHash       equivocation evidence: the signed header bytes (raw)
- *  'p'     p | address (utf-8)                   peer address book entry (P2P)
- *  'B'     B | nodeId                            peer ban: [untilMs, reason]
+ *  'p'     p | address (utf-8)                   peer address book entry (written by src/p2p/addrbook.ts)
+ *  'B'     B | nodeId                            peer ban: [untilMs, reason] (written by src/p2p/scoring.ts)
  *
  * Connecting or disconnecting blocks writes accounts, 'n', 't', 'x', 'u', 'L' and 'T' in ONE batch, so a
  * crash leaves either the old head with its state or the new head with its state, never a mix.

@@ -3,13 +3,14 @@
  * hostile peers.
  *
  * Every node listens on its own loopback IP 127.0.0.(20+i) (and dials from it) and is reached by its peers
- * only through a test-controlled TCP proxy (test/helpers/netproxy.ts), which can partition the network by the
+ * only through a test-controlled TCP proxy (harness/netproxy.ts), which can partition the network by the
  * source IP of each connection. Blocks are short (400 ms slots) so that ten slots pass in seconds.
  *
  *   0. the proxy itself: forwarding by source IP, partition (refuse + cut), heal, per-link delay;
  *   1. mesh + gossip: 4 validators and a follower form a mesh from bootnodes (each node knows only the one
- *      started before it); a transaction sent to one node reaches every mempool and then the same block on all
- *      nodes (a follower's transaction as well); each node's peer events match the connections really open;
+ *      started before it); a transaction sent to one node reaches every mempool (each node's pendingTransactions
+ *      subscription sees it) and then the same block on all nodes (a follower's transaction as well, by
+ *      confirmation); each node's peer events match the connections really open;
  *   1b. discovery: nodes that know only ONE common bootnode find each other (a mesh, not a star);
  *   2. partition 3|2 while both sides produce and take transactions; after heal every node is on the majority
  *      chain (same hash and stateRoot) and the transaction confirmed only on the minority branch is confirmed
@@ -35,6 +36,7 @@ import { merkleRoot } from '../../src/ledger/merkle.js';
 import { proposerFor, slotAt, slotStart } from '../../src/ledger/schedule.js';
 import { genesisFromJson } from '../../src/ledger/genesis.js';
 import { MSG } from '../../src/p2p/messages.js';
+import { RpcWsClient } from '../../src/sdk/client.js';
 import { Harness, scaled, signTransfer, waitFor, type KeyInfo, type NodeProc } from '../../harness/proc.js';
 import { canBindLoopbackAlias, NetProxy } from '../../harness/netproxy.js';
 import { buildChain, copyDatadir, pastGenesisTime } from '../helpers/chainbuilder.js';
@@ -230,21 +232,30 @@ test('mesh from bootnodes: a transaction reaches every mempool, then the same bl
   t.diagnostic(`mesh formed in ${secs(Date.now() - t0)} s; degrees ${mesh.degrees.join(',')}`);
   const start = await waitAgreement(h, nodes, 2, scaled(30_000), 'all nodes agree at height ≥ 2');
 
-  // A validator-side transaction, sent to a node that is not the bootnode.
+  // A validator-side transaction, sent to a node that is not the bootnode. Every node's mempool must take it:
+  // each node is watched by a pendingTransactions subscription opened before it is sent (a node that only
+  // saw it confirmed in a block would not count).
   const [fa, fb] = net.faucets as [KeyInfo, KeyInfo];
   const rcpt = memKey().address;
   const rcpt2 = memKey().address;
   const tx1 = signTransfer({ from: fa, to: rcpt, amount: 12_345n, nonce: 0n, chainId: net.chainId });
+  const clients = await Promise.all(nodes.map((n) => RpcWsClient.connect(`ws://127.0.0.1:${n.rpcPort}/`)));
+  t.after(() => Promise.all(clients.map((c) => c.close())));
+  const pendingAt: (number | undefined)[] = nodes.map(() => undefined);
+  await Promise.all(clients.map((c, i) => c.subscribe('pendingTransactions', {}, (tx) => { if (tx.id === tx1.id) pendingAt[i] ??= Date.now(); })));
+  // Sent just after a block, so that gossip has most of a slot before the next block could include it.
+  let headSeen = false;
+  const headSub = await clients[2]!.subscribe('newHeads', {}, () => { headSeen = true; });
+  await h.waitFor(() => headSeen, scaled(10_000), 'a new head on node 2', nodes, 5);
+  await headSub.unsubscribe();
   const tSend = Date.now();
   assert.equal(await nodes[2]!.rpc('sendTransaction', { tx: tx1.hex }), tx1.id);
-  // Every node learns it: pending in its mempool, or already included (nextNonce advanced either way).
-  const sawPending = new Set<number>();
-  await h.waitFor(async () => {
-    const accts = await Promise.all(nodes.map((n) => n.rpc('getAccount', { address: fa.address })));
-    accts.forEach((a, i) => { if (a.pending >= 1) sawPending.add(i); });
-    return accts.every((a) => BigInt(a.nextNonce) >= 1n);
-  }, scaled(15_000), 'every node knows the transaction (nextNonce ≥ 1)', nodes, 50);
-  t.diagnostic(`tx gossip: all 5 nodes knew it after ${Date.now() - tSend} ms (seen pending in the mempools of nodes ${[...sawPending].join(',')})`);
+  await h.waitFor(() => {
+    const missing = pendingAt.flatMap((x, i) => (x === undefined ? [i] : []));
+    if (missing.length) throw new Error(`not (yet) pending in the mempools of nodes ${missing.join(',')}`);
+    return true;
+  }, scaled(15_000), 'the transaction pending in every node\'s mempool', nodes, 20);
+  t.diagnostic(`tx gossip: pending in all 5 mempools after ${Math.max(...pendingAt.map((x) => x! - tSend))} ms (per node: ${pendingAt.map((x) => x! - tSend).join(', ')} ms)`);
   // A follower's transaction must be relayed to the validators to be included.
   const tx2 = signTransfer({ from: fb, to: rcpt2, amount: 777n, nonce: 0n, chainId: net.chainId });
   assert.equal(await nodes[4]!.rpc('sendTransaction', { tx: tx2.hex }), tx2.id);

@@ -13,7 +13,8 @@ import { Mempool } from '../../src/mempool/mempool.js';
 import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { Network, type NetLimits } from '../../src/p2p/network.js';
-import { signAuth } from '../../src/p2p/peer.js';
+import { wireNetwork } from '../../src/node/node.js';
+import { signAuth } from '../../src/p2p/handshake.js';
 import type { Conn, Transport } from '../../src/p2p/transport.js';
 import { openMemory, type KV } from '../../src/storage/kv.js';
 import { ManualClock, systemClock } from '../../src/util/clock.js';
@@ -159,6 +160,7 @@ export async function startMemNode(net: MemNet, genesis: Genesis, nodeKey: KeyPa
     chain, mempool, db, transport: net.transport(), clock: systemClock, random: systemRandom, log,
     nodeKey: { secretKey: nodeKey.secretKey, publicKey: nodeKey.publicKey }, listen: { host: '127.0.0.1', port: 0 }, limits: o.limits,
   });
+  wireNetwork(chain, mempool, network);
   await network.start();
   return {
     chain, mempool, db, network, logs, url: network.listenUrl,

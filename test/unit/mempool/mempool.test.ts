@@ -553,6 +553,19 @@ describe('admission batches', () => {
     assert.equal(big.size, 1500);
   });
 
+  test('tx:accepted carries the origin given to addMany (the peer it came from); none for a client\'s add or a duplicate', async () => {
+    const { mp } = await makePool();
+    const seen: [string, string | undefined][] = [];
+    mp.on('tx:accepted', (t, origin) => seen.push([t.idHex, origin]));
+    const fromPeer = [tx(alice, 0n, 10n), tx(bob, 0n, 10n)];
+    const own = tx(carol, 0n, 10n);
+    const peerId = 'ab'.repeat(32);
+    const [r1, r2] = await Promise.all([mp.addMany(fromPeer, { origin: peerId }), mp.add(own)]);
+    assert.ok(r1.every((r) => !(r instanceof Error)) && r2.status === 'accepted');
+    await mp.addMany([fromPeer[0]!], { origin: 'cd'.repeat(32) }); // a duplicate: no event
+    assert.deepEqual(seen, [[fromPeer[0]!.idHex, peerId], [fromPeer[1]!.idHex, peerId], [own.idHex, undefined]]);
+  });
+
   test('a failed write: addMany answers the error and rolls the admission back; keepOnWriteFailure keeps and rewrites', async () => {
     const inner = await openMemory();
     let failures = 0;

@@ -1,0 +1,37 @@
+/** The P2P layer's limits, all configurable (NodeConfig.net); each part takes the fields it applies. */
+import { DEFAULT_INBOUND_QUEUE, type InboundQueueLimits } from './inbound.js';
+import { DEFAULT_PEER_LIMITS, type PeerLimits } from './peer.js';
+
+export interface NetLimits {
+  maxInbound: number;
+  maxOutbound: number;
+  targetOutbound: number;
+  /** Connections from one IP that have not finished the handshake. */
+  maxPendingPerIp: number;
+  handshakeTimeoutMs: number;
+  banThreshold: number;
+  banMs: number;
+  /** Peers that get a relayed transaction's body (the rest get its id); 0 = announce only. */
+  txPushFanout: number;
+  /** Peers that get a new block's body (the rest get its hash). */
+  blockPushFanout: number;
+  announceIntervalMs: number;
+  maintenanceMs: number;
+  orphanLimit: number;
+  peer: PeerLimits;
+  /** Back-pressure on each peer's queue of messages waiting for processing (inbound.ts). */
+  inbound: InboundQueueLimits;
+}
+
+export const DEFAULT_NET_LIMITS: NetLimits = {
+  maxInbound: 32, maxOutbound: 16, targetOutbound: 8, maxPendingPerIp: 8, handshakeTimeoutMs: 5000,
+  banThreshold: -100, banMs: 10 * 60_000, txPushFanout: 0, blockPushFanout: 4, announceIntervalMs: 20,
+  maintenanceMs: 1000, orphanLimit: 512, peer: DEFAULT_PEER_LIMITS, inbound: DEFAULT_INBOUND_QUEUE,
+};
+
+/** Defaults overridden field by field (the nested peer and inbound limits too). */
+export function resolveLimits(o: Partial<NetLimits> | undefined): NetLimits {
+  return {
+    ...DEFAULT_NET_LIMITS, ...o, peer: { ...DEFAULT_PEER_LIMITS, ...o?.peer }, inbound: { ...DEFAULT_INBOUND_QUEUE, ...o?.inbound },
+  };
+}
