@@ -3,7 +3,8 @@
  * tests run many nodes in one process, so nothing goes to prom-client's global default registry.
  *
  * Two kinds of series:
- * - event counters, fed by the typed events the subsystems already emit (chain, mempool, producer, network);
+ * - event counters, fed by the typed events the subsystems already emit (chain, mempool, producer, network),
+ *   which src/node/wiring.ts routes to the methods below;
  * - values read lazily at scrape time (height, head slot, peers, mempool size and bytes, sync state, the
  *   network's gossip counters, the verify queue), so the hot paths pay nothing for them.
  *
@@ -15,26 +16,17 @@
  * Every name is listed in README "Metrics"; `METRIC_NAMES` below is the same list, checked by the tests.
  */
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import type { ChainEvents } from '../chain/chain.js';
-import type { MempoolEvents } from '../mempool/mempool.js';
-import type { NetEvents } from '../p2p/network.js';
-import type { ProducerEvents } from '../producer/producer.js';
 import type { KV } from '../storage/kv.js';
-import type { TypedEmitter } from '../util/events.js';
 import { timedWrites, type WriteOp } from './kv.js';
 
-type On<E extends { [K in keyof E]: (...args: never[]) => void }> = TypedEmitter<E>['on'];
-
 /** What the metrics read from each subsystem (structural, so tests can pass small fakes). */
-export interface ChainSource { readonly head: { height: number; slot: number }; on: On<ChainEvents> }
+export interface ChainSource { readonly head: { height: number; slot: number } }
 export interface MempoolSource {
   readonly size: number;
   readonly bytes: number;
   /** Transactions waiting for admission (signature check, account read): the mempool's input backlog. */
   readonly admitting: number;
-  on: On<MempoolEvents>;
 }
-export interface ProducerSource { on: On<ProducerEvents> }
 export interface GossipStats {
   txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number;
   duplicateTxBodies: number; duplicateBlockBodies: number; bans: number;
@@ -43,7 +35,6 @@ export interface NetworkSource {
   readonly stats: GossipStats;
   readyPeers(): { outbound: boolean }[];
   readonly sync: { readonly status: { syncing: boolean; height: number; target: number }; readonly blocksSynced: number; readonly txsSynced: number };
-  on: On<NetEvents>;
 }
 
 export interface MetricsOptions {
@@ -86,7 +77,6 @@ function mirrorCounter(registry: Registry, name: string, help: string, read: () 
 
 export class NodeMetrics {
   readonly registry = new Registry();
-  readonly #unsubscribe: (() => void)[] = [];
   #chain: ChainSource | undefined;
   #mempool: MempoolSource | undefined;
   #net: NetworkSource | undefined;
@@ -135,6 +125,7 @@ export class NodeMetrics {
     // ---- producer (validators only; the series stay at 0 on followers)
     this.#produced = new Counter({ name: 'meshledger_blocks_produced_total', help: 'Blocks this validator produced.', registers: reg });
     this.#missed = new Counter({ name: 'meshledger_slots_missed_total', help: 'Own slots without a block from this validator, by reason (error, late).', labelNames: ['reason'], registers: reg });
+    for (const reason of ['error', 'late']) this.#missed.inc({ reason }, 0);
 
     // ---- mempool
     lazy('meshledger_mempool_transactions', 'Transactions in the mempool.', () => self.#mempool?.size);
@@ -191,50 +182,35 @@ export class NodeMetrics {
     return timedWrites(kv, (op: WriteOp, seconds: number) => this.#dbWrite.observe({ op }, seconds));
   }
 
-  observeChain(chain: ChainSource): void {
-    this.#chain = chain;
-    this.#unsubscribe.push(
-      chain.on('block:connected', (b) => { this.#blocksConnected.inc(); if (b.txs.length) this.#txsConfirmed.inc(b.txs.length); }),
-      chain.on('block:disconnected', () => this.#blocksDisconnected.inc()),
-      chain.on('block:invalid', (e) => this.#blocksInvalid.inc({ rule: e.rule })),
-      chain.on('chain:reorg', (e) => {
-        this.#reorgs.inc();
-        this.#reorgDepth.observe(e.disconnected.length);
-      }),
-      chain.on('chain:equivocation', () => this.#equivocations.inc()),
-    );
+  /** Where the gauges read at scrape time come from (src/node/wiring.ts sets them as subsystems start). */
+  readFrom(sources: { chain?: ChainSource; mempool?: MempoolSource; network?: NetworkSource }): void {
+    if (sources.chain) this.#chain = sources.chain;
+    if (sources.mempool) this.#mempool = sources.mempool;
+    if (sources.network) this.#net = sources.network;
   }
 
-  observeMempool(mempool: MempoolSource): void {
-    this.#mempool = mempool;
-    this.#unsubscribe.push(
-      mempool.on('tx:accepted', () => this.#accepted.inc()),
-      mempool.on('tx:removed', (e) => this.#removed.inc({ reason: e.reason })),
-      mempool.on('tx:rejected', (e) => this.#rejected.inc({ reason: e.rule })),
-    );
-  }
+  // ---- event counters: src/node/wiring.ts feeds them from the subsystems' events
 
-  observeProducer(producer: ProducerSource): void {
-    this.#unsubscribe.push(
-      producer.on('block:produced', () => this.#produced.inc()),
-      producer.on('slot:missed', (e) => this.#missed.inc({ reason: e.reason })),
-    );
-    for (const reason of ['error', 'late']) this.#missed.inc({ reason }, 0);
+  blockConnected(txs: number): void {
+    this.#blocksConnected.inc();
+    if (txs) this.#txsConfirmed.inc(txs);
   }
-
-  observeNetwork(net: NetworkSource): void {
-    this.#net = net;
-    this.#unsubscribe.push(
-      net.on('peer:connected', () => this.#peerEvents.inc({ event: 'connected' })),
-      net.on('peer:disconnected', () => this.#peerEvents.inc({ event: 'disconnected' })),
-      net.on('peer:banned', () => this.#peerEvents.inc({ event: 'banned' })),
-      net.on('peer:penalized', () => this.#peerEvents.inc({ event: 'penalized' })),
-    );
+  blockDisconnected(): void { this.#blocksDisconnected.inc(); }
+  blockInvalid(rule: string): void { this.#blocksInvalid.inc({ rule }); }
+  reorg(depth: number): void {
+    this.#reorgs.inc();
+    this.#reorgDepth.observe(depth);
   }
+  equivocation(): void { this.#equivocations.inc(); }
+  txAccepted(): void { this.#accepted.inc(); }
+  txRemoved(reason: string): void { this.#removed.inc({ reason }); }
+  txRejected(rule: string): void { this.#rejected.inc({ reason: rule }); }
+  blockProduced(): void { this.#produced.inc(); }
+  slotMissed(reason: string): void { this.#missed.inc({ reason }); }
+  peerEvent(event: 'connected' | 'disconnected' | 'banned' | 'penalized'): void { this.#peerEvents.inc({ event }); }
 
-  /** Stop listening to events and drop every series. */
+  /** Drop every series. */
   close(): void {
-    for (const u of this.#unsubscribe.splice(0)) u();
     this.registry.clear();
   }
 }

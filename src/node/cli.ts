@@ -139,7 +139,8 @@ export const COMMANDS: Record<string, Command> = {
         validator: key?.address ?? null, rpc: node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null,
       });
       if (node.network) log.info('p2p started', { nodeId: node.network.nodeIdHex, listen: node.network.listenUrl || null, bootnodes });
-      return waitForSignal(() => node.stop(), log);
+      // A chain that halts on a failed invariant stops the node itself; the process then exits with 70 (EX_SOFTWARE).
+      return Promise.race([waitForSignal(() => node.stop(), log), node.halted.then(() => node.stop()).then(() => 70)]);
     },
   },
 

@@ -1,13 +1,7 @@
 /**
- * The node: wires the subsystems together through their events. This file is where one reads how a block
- * or a transaction flows; no subsystem calls into another's internals.
- *
- *   chain  ──chain:head──▶ mempool (drop included, return abandoned, re-check senders)
- *   chain  ──chain:head, chain:equivocation, block:connected──▶ network (STATUS, evidence relay, orphans)
- *   mempool ──tx:accepted (with the peer it came from)──▶ network (announce, relay)
- *   producer ──block──▶ chain.addBlock (same validation as a peer's block), network.relayBlock
- *   network ──blocks, transactions──▶ chain.addBlock, mempool.addMany
- *   rpc    ──reads──▶ chain, mempool
+ * The node: creates the subsystems, wires them (src/node/wiring.ts is the one place where they are subscribed
+ * to each other's events), starts and stops them in order, and keeps the datadir's files (database, node key,
+ * admin token).
  */
 import { mkdir, readdir } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -38,6 +32,8 @@ import { systemRandom, type Random } from '../util/random.js';
 import { existsSync, readFileSync } from 'node:fs';
 import { blockCandidates, Producer } from '../producer/producer.js';
 import { NodeMetrics } from '../metrics/metrics.js';
+import type { InvariantViolation } from '../util/assert.js';
+import { wireMetrics, wireNetwork, wireSubscriptions } from './wiring.js';
 import { proposerFor, slotAt } from '../ledger/schedule.js';
 
 export interface HostPort { host: string; port: number }
@@ -133,8 +129,13 @@ export class MeshNode {
   #rpc: RpcHttpServer | undefined;
   #mempoolWork: Promise<void> = Promise.resolve();
   #stopping = false;
+  #stopped: Promise<void> | undefined;
   #warming: Promise<unknown> | null = null;
   #warmAgain = false;
+  readonly #unwire: (() => void)[] = [];
+  #resolveHalted!: (e: InvariantViolation) => void;
+  /** Settles if the chain halts on a failed invariant (the node then stops itself; the CLI exits non-zero). */
+  readonly halted = new Promise<InvariantViolation>((resolve) => { this.#resolveHalted = resolve; });
 
   private constructor(db: KV, chain: Chain, mempool: Mempool, producer: Producer | undefined, log: Logger, clock: Clock, validator: string | undefined, metrics: NodeMetrics | undefined) {
     this.#db = db;
@@ -187,20 +188,12 @@ export class MeshNode {
       const chain = await Chain.open({ db, genesis: cfg.genesis, clock, verifier, sigCache, leafHasher: verifier instanceof WorkerVerifier ? verifier : undefined, log: log.child({ mod: 'chain' }) });
       const mempool = new Mempool({ db, genesis: cfg.genesis, accounts: chain, verifier, sigCache, limits: cfg.mempool, log: log.child({ mod: 'mempool' }), clock });
       await mempool.load();
-      let node!: MeshNode; // assigned below; the producer's relay hook only runs once the node exists
       const producer = cfg.key
-        ? new Producer({
-          chain, mempool, clock, secretKey: cfg.key.secretKey, publicKey: cfg.key.publicKey, log: log.child({ mod: 'producer' }),
-          onBlock: (b) => node.network?.relayBlock(b),
-        })
+        ? new Producer({ chain, mempool, clock, secretKey: cfg.key.secretKey, publicKey: cfg.key.publicKey, log: log.child({ mod: 'producer' }) })
         : undefined;
-      node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address, metrics);
+      const node = new MeshNode(db, chain, mempool, producer, log, clock, cfg.key?.address, metrics);
       node.#wire();
-      if (metrics) {
-        metrics.observeChain(chain);
-        metrics.observeMempool(mempool);
-        if (producer) metrics.observeProducer(producer);
-      }
+      if (metrics) node.#unwire.push(wireMetrics(metrics, { chain, mempool, producer }));
       // Fork choice over what is stored, now that the mempool listens (see Chain.reconsider).
       await chain.reconsider();
       if (cfg.p2p || cfg.bootnodes?.length) {
@@ -214,13 +207,13 @@ export class MeshNode {
           }),
           listen: cfg.p2p, advertise: cfg.advertise, bootnodes: cfg.bootnodes, limits: cfg.net,
         });
-        wireNetwork(chain, mempool, node.network);
+        node.#unwire.push(wireNetwork(chain, mempool, node.network, producer));
         try {
           await node.network.start();
         } catch (e) {
           throw new StartupError(`cannot start P2P on ${cfg.p2p ? `${cfg.p2p.host}:${cfg.p2p.port}` : 'outbound only'}: ${(e as Error).message}`);
         }
-        metrics?.observeNetwork(node.network);
+        if (metrics) node.#unwire.push(wireMetrics(metrics, { network: node.network }));
       }
       if (cfg.rpc) await node.#startRpc(cfg.rpc, { ...DEFAULT_RPC_LIMITS, ...cfg.rpcLimits }, cfg.datadir);
       producer?.start();
@@ -232,14 +225,21 @@ export class MeshNode {
     }
   }
 
+  /** The node's own listeners: the mempool follows head changes (in order), and a halted chain stops the node. */
   #wire(): void {
-    this.chain.on('chain:head', ({ connected, disconnected }) => {
-      // Serialized: each head change is applied to the mempool in order.
-      this.#mempoolWork = this.#mempoolWork
-        .then(() => this.mempool.onHeadChange(connected, disconnected))
-        .catch((e) => this.#log.error('mempool update after head change failed', { error: e }))
-        .then(() => this.#warmLeaves());
-    });
+    this.#unwire.push(
+      this.chain.on('chain:head', ({ connected, disconnected }) => {
+        this.#mempoolWork = this.#mempoolWork
+          .then(() => this.mempool.onHeadChange(connected, disconnected))
+          .catch((e) => this.#log.error('mempool update after head change failed', { error: e }))
+          .then(() => this.#warmLeaves());
+      }),
+      this.chain.on('chain:halted', ({ error }) => {
+        this.#log.error('stopping: the chain halted on a failed invariant; nothing of the failed operation was written and the database is at its last good head (restart to continue from it, and report this log)', { error: error.message });
+        this.#resolveHalted(error);
+        void this.stop();
+      }),
+    );
   }
 
   /**
@@ -282,6 +282,7 @@ export class MeshNode {
     const buckets = new LruMap<string, TokenBucket>(10_000);
     const clock = this.#clock;
     this.#subs = new Subscriptions(this.chain, this.mempool, rpcLog, limits.maxSubscriptionsPerConnection);
+    this.#unwire.push(wireSubscriptions(this.chain, this.mempool, this.#subs));
     const dispatcher = new RpcDispatcher({
       openrpc: loadSchema('openrpc.json'),
       handlers: createHandlers({
@@ -315,12 +316,17 @@ export class MeshNode {
     }
   }
 
-  /** Stop producing, stop serving, flush the mempool, close the database. Idempotent. */
-  async stop(): Promise<void> {
-    if (this.#stopping) return;
+  /** Stop producing, stop serving, flush the mempool, close the database. Idempotent: every call awaits the one stop. */
+  stop(): Promise<void> {
+    this.#stopped ??= this.#stop();
+    return this.#stopped;
+  }
+
+  async #stop(): Promise<void> {
     this.#stopping = true;
     this.producer?.stop();
     await this.network?.stop().catch(() => {});
+    for (const off of this.#unwire.splice(0)) off();
     this.#subs?.close();
     await this.#rpc?.close().catch(() => {});
     await this.#mempoolWork;
@@ -330,20 +336,6 @@ export class MeshNode {
     await this.#db.close();
     this.metrics?.close();
   }
-}
-
-/**
- * The P2P layer hears of the chain and the mempool here, and only here (it subscribes to nothing itself).
- * Subscribed before the network starts, in this order; it acts on this news only while running.
- */
-export function wireNetwork(chain: Chain, mempool: Mempool, network: Network): () => void {
-  const off = [
-    chain.on('chain:head', ({ head }) => network.onHead(head)),
-    mempool.on('tx:accepted', (tx, origin) => network.onTxAccepted(tx, origin)),
-    chain.on('chain:equivocation', (e) => network.onEquivocation(e)),
-    chain.on('block:connected', (b) => network.onBlockConnected(b)),
-  ];
-  return () => { for (const f of off) f(); };
 }
 
 /** The node's P2P identity (not a validator key): created on first start, kept in the datadir. */

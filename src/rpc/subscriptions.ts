@@ -1,5 +1,6 @@
 /**
- * WebSocket subscriptions, fed by the chain's and mempool's events.
+ * WebSocket subscriptions, fed by the chain's and mempool's events (src/node/wiring.ts calls onHead,
+ * onTxAccepted and onTxRemoved).
  *
  * Topics (params of `subscribe`):
  *   newHeads                      every new best head: the header, plus `reorgDepth` (blocks abandoned; 0 normally)
@@ -14,6 +15,7 @@ import { decodeAddress } from '../encoding/address.js';
 import { toHex } from '../encoding/bytes.js';
 import { headerToJson, txToJson } from '../ledger/json.js';
 import type { Block } from '../ledger/block.js';
+import type { Tx } from '../ledger/tx.js';
 import type { Chain } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 import type { Logger } from '../util/log.js';
@@ -36,7 +38,6 @@ export class Subscriptions {
   readonly #mempool: Mempool;
   readonly #log: Logger;
   readonly #sessions = new Set<Session>();
-  readonly #unsub: (() => void)[] = [];
   readonly maxPerConnection: number;
 
   constructor(chain: Chain, mempool: Mempool, log: Logger, maxPerConnection = 32) {
@@ -44,23 +45,29 @@ export class Subscriptions {
     this.#mempool = mempool;
     this.#log = log;
     this.maxPerConnection = maxPerConnection;
-    this.#unsub.push(
-      chain.on('chain:head', (e) => void this.#onHead(e.head.hashHex, e.connected, e.disconnected).catch((err) => log.error('subscription fan-out failed', { error: err }))),
-      mempool.on('tx:accepted', (tx) => {
-        if (this.#sessions.size === 0) return; // the common case at high ingest: no JSON built for nobody
-        let json: ReturnType<typeof txToJson> | undefined;
-        this.#each((s, sub) => {
-          if (sub.topic === 'pendingTransactions') this.#notify(s, sub, (json ??= txToJson(tx)));
-          else if (sub.topic === 'transaction' && sub.txId === tx.idHex) this.#notify(s, sub, { id: tx.idHex, status: 'pending', transaction: (json ??= txToJson(tx)) });
-        });
-      }),
-      mempool.on('tx:removed', ({ tx, reason }) => {
-        if (reason === 'included') return; // the head event reports it as confirmed
-        this.#each((s, sub) => {
-          if (sub.topic === 'transaction' && sub.txId === tx.idHex) this.#notify(s, sub, { id: tx.idHex, status: 'unknown', reason });
-        });
-      }),
-    );
+  }
+
+  /** A new best head (chain:head). */
+  onHead(e: { head: { hashHex: string }; connected: Block[]; disconnected: Block[] }): void {
+    void this.#onHead(e.head.hashHex, e.connected, e.disconnected).catch((err) => this.#log.error('subscription fan-out failed', { error: err }));
+  }
+
+  /** A transaction entered the mempool (tx:accepted). */
+  onTxAccepted(tx: Tx): void {
+    if (this.#sessions.size === 0) return; // the common case at high ingest: no JSON built for nobody
+    let json: ReturnType<typeof txToJson> | undefined;
+    this.#each((s, sub) => {
+      if (sub.topic === 'pendingTransactions') this.#notify(s, sub, (json ??= txToJson(tx)));
+      else if (sub.topic === 'transaction' && sub.txId === tx.idHex) this.#notify(s, sub, { id: tx.idHex, status: 'pending', transaction: (json ??= txToJson(tx)) });
+    });
+  }
+
+  /** A transaction left the mempool (tx:removed); 'included' is reported by the head event as confirmed. */
+  onTxRemoved({ tx, reason }: { tx: Tx; reason: string }): void {
+    if (reason === 'included') return;
+    this.#each((s, sub) => {
+      if (sub.topic === 'transaction' && sub.txId === tx.idHex) this.#notify(s, sub, { id: tx.idHex, status: 'unknown', reason });
+    });
   }
 
   newSession(send: (text: string) => void): Session {
@@ -96,7 +103,6 @@ export class Subscriptions {
   }
 
   close(): void {
-    for (const u of this.#unsub) u();
     this.#sessions.clear();
   }
 

@@ -21,6 +21,11 @@ export class TypedEmitter<E extends { [K in keyof E]: (...args: never[]) => void
     this.#ee.off(event, fn as unknown as (...a: unknown[]) => void);
   }
 
+  /** Listeners of `event` now (tests check that wiring is undone). */
+  listenerCount<K extends keyof E & string>(event: K): number {
+    return this.#ee.listenerCount(event);
+  }
+
   protected emit<K extends keyof E & string>(event: K, ...args: Parameters<E[K]>): void {
     this.#ee.emit(event, ...args);
   }

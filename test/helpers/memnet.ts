@@ -13,7 +13,7 @@ import { Mempool } from '../../src/mempool/mempool.js';
 import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { Network, type NetLimits } from '../../src/p2p/network.js';
-import { wireNetwork } from '../../src/node/node.js';
+import { wireNetwork } from '../../src/node/wiring.js';
 import { signAuth } from '../../src/p2p/handshake.js';
 import type { Conn, Transport } from '../../src/p2p/transport.js';
 import { openMemory, type KV } from '../../src/storage/kv.js';

@@ -10,6 +10,7 @@ import type { MempoolEvents } from '../../../src/mempool/mempool.js';
 import type { NetEvents } from '../../../src/p2p/network.js';
 import type { ProducerEvents } from '../../../src/producer/producer.js';
 import { METRIC_NAMES, NodeMetrics, type GossipStats } from '../../../src/metrics/metrics.js';
+import { wireMetrics } from '../../../src/node/wiring.js';
 import { openMemory, type KV } from '../../../src/storage/kv.js';
 import { TypedEmitter } from '../../../src/util/events.js';
 
@@ -50,10 +51,7 @@ test('events move the counters; gauges are read at scrape time', async () => {
   const mempool = new FakeMempool();
   const producer = new Fake<ProducerEvents>();
   const net = new FakeNet();
-  m.observeChain(chain);
-  m.observeMempool(mempool);
-  m.observeProducer(producer);
-  m.observeNetwork(net);
+  wireMetrics(m, { chain, mempool, producer, network: net });
 
   let v = await values(m);
   for (const name of ['meshledger_chain_height', 'meshledger_blocks_connected_total', 'meshledger_mempool_accepted_total', 'meshledger_blocks_produced_total', 'meshledger_gossip_tx_bodies_received_total']) {
@@ -124,7 +122,7 @@ test('events move the counters; gauges are read at scrape time', async () => {
 test('mempool rejections are counted by rule (tx:rejected)', async () => {
   const m = new NodeMetrics();
   const mempool = new FakeMempool();
-  m.observeMempool(mempool);
+  wireMetrics(m, { mempool });
   mempool.fire('tx:rejected', { id: 'a', rule: 'nonce_too_low' });
   mempool.fire('tx:rejected', { id: 'b', rule: 'nonce_too_low' });
   mempool.fire('tx:rejected', { id: 'c', rule: 'bad_signature' });
@@ -181,7 +179,7 @@ test('each node has its own registry; nothing is registered globally; process me
   const a = new NodeMetrics();
   const b = new NodeMetrics({ processMetrics: true });
   const chainA = new FakeChain();
-  a.observeChain(chainA);
+  const unwire = wireMetrics(a, { chain: chainA });
   chainA.fire('block:connected', block(1));
   const va = await values(a);
   const vb = await values(b);
@@ -190,7 +188,9 @@ test('each node has its own registry; nothing is registered globally; process me
   assert.equal([...va.keys()].some((k) => k.startsWith('process_')), false);
   assert.equal([...vb.keys()].some((k) => k.startsWith('process_cpu')), true);
   assert.equal((await globalRegistry.metrics()).includes('meshledger_'), false);
-  // After close, events no longer count.
+  // Unwired and closed, events no longer reach it.
+  unwire();
+  assert.equal(chainA.listenerCount('block:connected'), 0);
   a.close();
   chainA.fire('block:connected', block(1));
   b.close();
