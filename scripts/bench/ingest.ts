@@ -1,6 +1,6 @@
 /**
  * Single-node ingest: signed transfers/s accepted into the mempool (persisted), signatures NOT pre-verified.
- *  (a) in-process: Mempool.add on LevelDB, fed like Network#onTxs feeds it (messages of 1024 transactions,
+ *  (a) in-process: Mempool.add on LevelDB, fed like TxReactor#onTxs (src/p2p/tx-reactor.ts) feeds it (messages of 1024 transactions,
  *      each message's adds made together, messages one after another), with the signature check on the
  *      main thread (InlineVerifier) and on a pool of 2 worker threads (WorkerVerifier, the node's default
  *      on this machine);
@@ -74,7 +74,7 @@ console.log(`limit: raw node:crypto verify ${raw1.toFixed(0)}/s (1 thread), ${ra
 const [validator] = makeAccounts('validator', 1);
 const MSG_TXS = 1024;
 
-/** Feed `txs` as Network#onTxs does: one message's transactions in one addMany call, messages in turn. Returns tx/s. */
+/** Feed `txs` as TxReactor#onTxs (src/p2p/tx-reactor.ts) does: one message's transactions in one addMany call, messages in turn. Returns tx/s. */
 async function feedMessages(mempool: Mempool, txs: Tx[]): Promise<number> {
   const t = nowMs();
   for (let i = 0; i < txs.length; i += MSG_TXS) {

@@ -2,7 +2,7 @@
  * JSON-RPC 2.0 server core.
  *
  * - `RpcDispatcher` turns raw request text into raw response text (`undefined` = nothing to send). It is
- *   transport-free, so HTTP (here) and WebSocket (later) share one `handle`.
+ *   transport-free, so HTTP (here) and WebSocket (ws.ts) share one `handle`.
  * - Parameter and result validation is compiled with ajv from the OpenRPC document at construction; the
  *   constructor throws when the document and the handler table disagree, so they cannot drift.
  * - `RpcHttpServer` serves POST `/` (JSON content type), GET `/health`, and any routes added with `addRoute`.

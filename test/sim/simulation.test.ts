@@ -34,7 +34,7 @@ test('one seed gives one execution: same trace hash, same heads and state roots,
 
 test('swarm: fixed seeds and fresh ones across fault profiles keep every invariant', { timeout: 240_000 }, async (t) => {
   const fixed: [number, FaultProfile][] = [[1, 'none'], [2, 'lossy'], [3, 'partition'], [4, 'crash'], [5, 'chaos'], [42, 'chaos'], [7, 'byzantine'], [8, 'storage'], [9, 'churn'],
-    // Found by a fresh seed: a node whose bootnode was down at first backed off past the whole run (src/p2p/network.ts).
+    // Found by a fresh seed: a node whose bootnode was down at first backed off past the whole run (src/p2p/switch.ts: ISOLATED_RETRY_CAP_MS).
     [975699945, 'chaos']];
   const fresh: [number, FaultProfile][] = [randomInt(1, 2 ** 31), randomInt(1, 2 ** 31)].map((s) => [s, 'chaos']);
   t.diagnostic(`fresh seeds this run: ${fresh.map(([s]) => s).join(', ')}`);
