@@ -5,6 +5,9 @@
  *   node dist/scripts/docker/publish-genesis.js --validators ml1…,ml1… [--alloc ADDR=AMOUNT,…] [--chain-id ID]
  *        [--slot-ms N] [--configmap genesis] [--namespace NS] [--api URL] [--token-file F] [--ca-file F]
  *
+ * The genesis inputs may come from the environment instead (GENESIS_VALIDATORS, GENESIS_ALLOC, GENESIS_CHAIN_ID,
+ * GENESIS_SLOT_MS), as the Job passes them from the `genesis-params` ConfigMap with envFrom; a flag wins.
+ *
  * Steps: GET the ConfigMap; if it exists, the network already has its genesis and nothing is done (a second
  * genesis would be a different chain, with another genesis time). Otherwise run `meshledger genesis` with the
  * given validator addresses (public addresses only: this Job never sees a private key) and POST the result. A
@@ -151,10 +154,10 @@ export function parseArgs(argv: string[], env: NodeJS.ProcessEnv): PublishOption
   if (!token) throw new Error('no service account token (mount one, or give --token-file)');
   const here = dirname(fileURLToPath(import.meta.url)); // dist/scripts/docker
   return {
-    validators: list(flags.get('validators')),
-    alloc: list(flags.get('alloc')),
-    chainId: flags.get('chain-id') || undefined,
-    slotMs: flags.get('slot-ms') || undefined,
+    validators: list(flags.get('validators') ?? env.GENESIS_VALIDATORS),
+    alloc: list(flags.get('alloc') ?? env.GENESIS_ALLOC),
+    chainId: (flags.get('chain-id') ?? env.GENESIS_CHAIN_ID) || undefined,
+    slotMs: (flags.get('slot-ms') ?? env.GENESIS_SLOT_MS) || undefined,
     configMap: flags.get('configmap') ?? 'genesis',
     namespace, api, token,
     ca: readIfExists(flags.get('ca-file') ?? `${SA}/ca.crt`),

@@ -86,12 +86,16 @@ test('any other answer, a bad address or no validators fails with the reason', a
   assert.equal(api.seen.filter((s) => s.method === 'POST').length, 0, 'nothing is published when genesis cannot be built');
 });
 
-test('in a pod the API address comes from the environment; unknown flags and a missing token are refused', () => {
+test('in a pod the API address and genesis inputs come from the environment; unknown flags and a missing token are refused', () => {
   const o = parseArgs(['--namespace', 'n', '--token-file', tokenFile, '--validators', ' a, ,b ', '--alloc', ''], { KUBERNETES_SERVICE_HOST: '10.96.0.1', KUBERNETES_SERVICE_PORT: '443' });
   assert.equal(o.api, 'https://10.96.0.1:443');
   assert.deepEqual(o.validators, ['a', 'b']);
   assert.deepEqual(o.alloc, [], 'an empty --alloc (an unset variable) means no allocations');
   assert.equal(parseArgs(['--namespace', 'n', '--token-file', tokenFile], { KUBERNETES_SERVICE_HOST: 'fd00::1' }).api, 'https://[fd00::1]:443');
+  const fromEnv = parseArgs(['--namespace', 'n', '--token-file', tokenFile, '--slot-ms', '500'], {
+    KUBERNETES_SERVICE_HOST: 'h', GENESIS_VALIDATORS: 'v1,v2', GENESIS_ALLOC: 'a=1,b=2', GENESIS_CHAIN_ID: 'c', GENESIS_SLOT_MS: '2000',
+  });
+  assert.deepEqual([fromEnv.validators, fromEnv.alloc, fromEnv.chainId, fromEnv.slotMs], [['v1', 'v2'], ['a=1', 'b=2'], 'c', '500'], 'genesis inputs from the environment; a flag wins');
   assert.throws(() => parseArgs(['--namespace', 'n', '--token-file', tokenFile, '--bogus', 'x'], { KUBERNETES_SERVICE_HOST: 'h' }), /unknown flag --bogus/);
   assert.throws(() => parseArgs(['--namespace', 'n', '--token-file', join(dir, 'none')], { KUBERNETES_SERVICE_HOST: 'h' }), /no service account token/);
   assert.throws(() => parseArgs(['--namespace', 'n'], {}), /not running in a pod/);
