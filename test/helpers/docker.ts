@@ -10,7 +10,7 @@
  *   127.0.0.1 ports (published ports dropped, init on `network_mode: none`), so containers touch no address
  *   outside 127.0.0.0/8.
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
 import { parse } from 'yaml';
 
@@ -28,6 +28,16 @@ export function run(cmd: string, args: string[], o: { cwd?: string; timeoutMs?: 
   if (r.error) throw new Error(`${cmd} ${args.join(' ')}: ${r.error.message}`);
   if (r.status !== 0) throw new Error(`${cmd} ${args.join(' ')} exited ${r.status}\n${(r.stdout ?? '').slice(-3000)}\n${(r.stderr ?? '').slice(-3000)}`);
   return r.stdout;
+}
+
+/** run() without blocking the event loop: for commands that talk to servers in this process. */
+export function runAsync(cmd: string, args: string[], o: { timeoutMs?: number } = {}): Promise<string> {
+  return new Promise((resolve, reject) => {
+    execFile(cmd, args, { encoding: 'utf8', timeout: o.timeoutMs ?? 10 * 60_000, maxBuffer: 64 << 20 }, (err, stdout, stderr) => {
+      if (err) reject(new Error(`${cmd} ${args.join(' ')}: ${err.message}\n${stdout.slice(-3000)}\n${stderr.slice(-3000)}`));
+      else resolve(stdout);
+    });
+  });
 }
 
 /** Like run(), but never throws: for cleanup. */
@@ -139,4 +149,27 @@ export function hostNetworkCompose(composeYaml: string, o: { image: string; node
   delete out.networks;
   for (const k of Object.keys(out)) if (k.startsWith('x-')) delete out[k];
   return out;
+}
+
+/**
+ * Remove what earlier runs of a test left behind when they were killed before their cleanup: containers and
+ * volumes of compose projects, and images tagged, whose names start with `prefix`, except `keep`'s own.
+ * Returns what was removed.
+ */
+export function sweepStale(prefix: string, keep: string): string[] {
+  const removed: string[] = [];
+  const lines = (args: string[]) => tryRun('docker', args).out.split('\n').map((l) => l.trim()).filter(Boolean);
+  const stale = (name: string) => name.startsWith(prefix) && name !== keep;
+  for (const line of lines(['ps', '-a', '--format', '{{.ID}} {{.Label "com.docker.compose.project"}} {{.Names}}'])) {
+    const [cid, project, name] = line.split(' ');
+    if (stale(project ?? '') || stale(name ?? '')) { tryRun('docker', ['rm', '-f', '-v', cid!]); removed.push(`container ${name}`); }
+  }
+  for (const line of lines(['volume', 'ls', '--format', '{{.Name}} {{.Label "com.docker.compose.project"}}'])) {
+    const [name, project] = line.split(' ');
+    if (stale(project ?? '') || stale(name ?? '')) { tryRun('docker', ['volume', 'rm', '-f', name!]); removed.push(`volume ${name}`); }
+  }
+  for (const ref of lines(['images', '--format', '{{.Repository}}:{{.Tag}}'])) {
+    if (stale(ref.split(':')[1] ?? '')) { tryRun('docker', ['rmi', '-f', ref]); removed.push(`image ${ref}`); }
+  }
+  return removed;
 }
