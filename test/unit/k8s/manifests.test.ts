@@ -1,6 +1,6 @@
 /**
- * deploy/kubernetes/, offline: every document is valid against the Kubernetes API schemas (kubernetes-models,
- * Kubernetes 1.27 OpenAPI), the files are what scripts/k8s/manifests.ts generates, and the properties the
+ * deploy/kubernetes/, offline: every document is valid against the Kubernetes API schemas (kubernetes-models 4.5,
+ * which ships those of Kubernetes 1.33), the files are what scripts/k8s/manifests.ts generates, and the properties the
  * deployment relies on hold: one pod per validator key, keys from read-only Secrets, datadirs on volumes,
  * probes through the RPC port, Prometheus annotations, stable P2P names, the genesis Job and its narrow role.
  * Broken manifests are shown to be rejected, so the validation can fail.
