@@ -8,7 +8,7 @@
  *   stop() stops only an engine it started. Where no engine can run, it returns the reason, for a skip.
  * - hostNetworkCompose(): the user's compose file with every node on `network_mode: host` and its own
  *   127.0.0.1 ports (published ports dropped, init on `network_mode: none`), so containers touch no address
- *   outside 127.0.0.0/8.
+ *   outside 127.0.0.0/8; optionally with a low CPU weight, so the nodes yield to tests running beside them.
  */
 import { execFile, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { closeSync, existsSync, openSync, readFileSync } from 'node:fs';
@@ -118,13 +118,13 @@ export function setFlags(command: readonly string[], flags: Record<string, strin
  * each node listens on its own ports, advertises them, and dials `bootnode` (a service name of `nodes`).
  * Every other setting (volumes, healthchecks, depends_on, restart, the init job) stays as the user has it.
  */
-export function hostNetworkCompose(composeYaml: string, o: { image: string; nodes: Map<string, NodePorts>; bootnode: string }): Record<string, unknown> {
+export function hostNetworkCompose(composeYaml: string, o: { image: string; nodes: Map<string, NodePorts>; bootnode: string; cpuShares?: number }): Record<string, unknown> {
   const doc = parse(composeYaml, { merge: true }) as { services: Record<string, ComposeService>; networks?: unknown };
   const boot = o.nodes.get(o.bootnode);
   if (!boot) throw new Error(`bootnode ${o.bootnode} is not a node`);
   const services: Record<string, ComposeService> = {};
   for (const [name, svc] of Object.entries(doc.services)) {
-    const s: ComposeService = { ...svc, image: o.image };
+    const s: ComposeService = { ...svc, image: o.image, ...(o.cpuShares !== undefined ? { cpu_shares: o.cpuShares } : {}) };
     delete s.build;
     delete s.ports;
     delete s.networks;
