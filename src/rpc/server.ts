@@ -25,7 +25,7 @@
  * HTTP front (RpcHttpServer, ≈230) live together; the HTTP front is the part that could move to its own file.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { RpcError, type RpcErrorObject } from './errors.js';
@@ -579,6 +579,21 @@ export interface RpcHttpServerOptions {
   adminToken?: string;
 }
 
+/** See RpcHttpServer.allowsOrigin. */
+export function originAllowed(origin: string | undefined, host: string | undefined, cors: string | undefined): boolean {
+  if (origin === undefined) return true;
+  if (cors !== undefined && (cors === '*' || cors === origin)) return true;
+  let o: URL;
+  try {
+    o = new URL(origin);
+  } catch {
+    return false;
+  }
+  if ((o.protocol !== 'http:' && o.protocol !== 'https:') || host === undefined || o.host !== host.toLowerCase()) return false;
+  const name = o.hostname;
+  return name === 'localhost' || isIP(name.replace(/^\[|\]$/g, '')) !== 0;
+}
+
 const JSON_MEDIA_TYPES = new Set(['application/json', 'application/json-rpc', 'application/jsonrequest']);
 
 function send(res: http.ServerResponse, status: number, body: string | undefined, headers: Record<string, string> = {}): void {
@@ -729,6 +744,17 @@ export class RpcHttpServer {
     send(res, status, errorResponse(NULL_ID, err.toErrorObject()), close ? { Connection: 'close' } : {});
   }
 
+  /**
+   * Whether a request may use JSON-RPC given its `Origin` (browsers send one; other clients usually do not).
+   * Without an Origin: yes. With one: only the configured CORS origin (`*` = any), or a page this node
+   * serves itself (same origin), and the latter only when the Host header is an IP address or `localhost`:
+   * a name could be an attacker's, rebound by DNS to this address, which the same-origin test cannot tell.
+   * So a web page open in an operator's browser cannot subscribe to or submit through a local node.
+   */
+  allowsOrigin(req: http.IncomingMessage): boolean {
+    return originAllowed(req.headers.origin, req.headers.host, this.cors);
+  }
+
   /** Constant-time check of `Authorization: Bearer <token>`. */
   isAdmin(req: http.IncomingMessage): boolean {
     if (!this.adminToken) return false;
@@ -739,6 +765,10 @@ export class RpcHttpServer {
   }
 
   private async serveRpc(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!this.allowsOrigin(req)) {
+      this.rejectRpc(req, res, 403, RpcError.invalidRequest(`origin ${req.headers.origin} is not allowed (see --rpc-cors)`, 'origin_not_allowed'), false);
+      return;
+    }
     const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!JSON_MEDIA_TYPES.has(ct)) {
       this.rejectRpc(req, res, 415, RpcError.invalidRequest('Content-Type must be application/json', 'content_type'), false);
