@@ -47,6 +47,8 @@ export const CLOSE = {
   misbehaving: 4007,
   timeout: 4008,
   slow: 4009,
+  /** A sealed frame failed authentication (altered, injected, replayed or reordered on the way): nobody is blamed. */
+  tampered: 4010,
 } as const;
 
 /**
