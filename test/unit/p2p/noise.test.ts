@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { bytesEqual } from '../../../src/encoding/bytes.js';
-import { newKeyPair } from '../../../src/node/keyfile.js';
+import { newKeyPair } from '../../../src/crypto/keyfile.js';
 import { secureSession, sessionIdentity, SessionError, type Hello, type Session, type SessionIdentity } from '../../../src/p2p/noise.js';
 import { CLOSE, type Conn } from '../../../src/p2p/transport.js';
 import { systemClock, ManualClock } from '../../../src/util/clock.js';
