@@ -577,6 +577,11 @@ export interface RpcHttpServerOptions {
   cors?: string;
   /** Requests carrying `Authorization: Bearer <adminToken>` may call admin methods. */
   adminToken?: string;
+  /**
+   * Open client connections at most (HTTP keep-alive and WebSocket alike); beyond it new ones are closed at
+   * accept, so clients cannot take all of the process's file descriptors. Default 1024.
+   */
+  maxConnections?: number;
 }
 
 /** See RpcHttpServer.allowsOrigin. */
@@ -632,6 +637,9 @@ export class RpcHttpServer {
     this.cors = opts.cors;
     this.adminToken = opts.adminToken;
     this.srv = http.createServer((req, res) => this.onRequest(req, res));
+    this.srv.maxConnections = opts.maxConnections ?? 1024;
+    // A client must send its request headers within 10 s (Node's default is 60 s, for idle half-open sockets).
+    this.srv.headersTimeout = 10_000;
     this.addRoute('POST', '/', (req, res) => this.serveRpc(req, res));
     this.addRoute('GET', '/health', (_req, res) => send(res, 200, '{"ok":true}'));
   }
