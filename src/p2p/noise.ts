@@ -36,7 +36,9 @@ export const NOISE_PROLOGUE = utf8('meshledger/noise-xx/1');
 const STATIC_KEY_DOMAIN = concatBytes(utf8('meshledger:p2p:noise-static:v1'), new Uint8Array([0]));
 /** A handshake message is at most this long (the payload is a few hundred bytes). */
 export const MAX_HANDSHAKE_FRAME = 2048;
-const TAG_BYTES = 16;
+/** What sealing adds to a message: the Poly1305 tag. */
+export const SEAL_BYTES = 16;
+const TAG_BYTES = SEAL_BYTES;
 
 /** What each side states in its handshake payload. */
 export interface Hello {
@@ -63,7 +65,7 @@ export function sessionIdentity(nodeKey: { secretKey: Uint8Array; publicKey: Uin
 
 /** Why a handshake ended; `code` is the WebSocket close code sent, `rule` the machine-readable reason. */
 export class SessionError extends Error {
-  constructor(readonly rule: 'handshake_failed' | 'bad_identity' | 'wrong_network' | 'version' | 'self' | 'timeout' | 'closed', message: string, readonly code: number) {
+  constructor(readonly rule: 'handshake_failed' | 'bad_identity' | 'wrong_network' | 'version' | 'self' | 'banned' | 'timeout' | 'closed', message: string, readonly code: number) {
     super(message);
     this.name = 'SessionError';
   }

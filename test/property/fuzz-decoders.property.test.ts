@@ -127,8 +127,6 @@ function headerShape(h: BlockHeader): string | null {
 }
 
 const MESSAGE_FIELDS: Record<number, Record<string, 'uint' | 'hash' | 'sig' | 'bytes' | 'str' | 'hashes' | 'byteList' | 'strList'>> = {
-  [MSG.HELLO]: { version: 'uint', chainId: 'str', genesisHash: 'hash', nodeId: 'hash', listen: 'str', headHeight: 'uint', headHash: 'hash', challenge: 'hash' },
-  [MSG.AUTH]: { signature: 'sig' },
   [MSG.STATUS]: { headHeight: 'uint', headHash: 'hash', headSlot: 'uint' },
   [MSG.TXS]: { txs: 'byteList' },
   [MSG.INV_TX]: { ids: 'hashes' },
@@ -471,8 +469,6 @@ const blockArb: fc.Arbitrary<Block> = fc.record({
 const smallBytes = fc.uint8Array({ maxLength: 48 });
 const hashes = (max: number) => fc.array(hash32, { maxLength: max });
 const messageArb: fc.Arbitrary<Message> = fc.oneof(
-  fc.record({ type: fc.constant(MSG.HELLO), version: safeUintArb, chainId: fc.string({ maxLength: 64 }), genesisHash: hash32, nodeId: hash32, listen: fc.string({ maxLength: 120 }), headHeight: safeUintArb, headHash: hash32, challenge: hash32 }),
-  fc.record({ type: fc.constant(MSG.AUTH), signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }),
   fc.record({ type: fc.constant(MSG.STATUS), headHeight: safeUintArb, headHash: hash32, headSlot: safeUintArb }),
   fc.record({ type: fc.constant(MSG.TXS), txs: fc.array(fc.oneof(smallBytes, txArb.map((t) => t.bytes)), { maxLength: 3 }) }),
   fc.record({ type: fc.constant(MSG.INV_TX), ids: hashes(4) }),
