@@ -10,7 +10,7 @@
 import { toHex } from '../encoding/bytes.js';
 import type { Chain } from '../chain/chain.js';
 import { decodeBlock, type Block } from '../ledger/block.js';
-import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
+import { isIntrinsicBlockFailure, isProvablyInvalid, RuleError } from '../ledger/rules.js';
 import { LruMap } from '../util/lru.js';
 import type { Random } from '../util/random.js';
 import type { NetLimits } from './limits.js';
@@ -111,10 +111,17 @@ export class BlockReactor implements Reactor {
     if (chain.hasBlock(hex)) {
       // Honest nodes relay only blocks they fully validated, so sending one we found invalid is misbehaviour.
       const bad = chain.isInvalid(hex);
-      if (bad) { this.#host.penalize(from, 'invalid_block', `re-sent block ${hex.slice(0, 16)} already found invalid (${bad})`); return 'invalid'; }
+      if (bad) {
+        if (gossip) this.#host.penalize(from, 'invalid_block', `re-sent block ${hex.slice(0, 16)} already found invalid (${bad})`);
+        return 'invalid';
+      }
       if (gossip) this.stats.duplicateBlockBodies++;
       return 'known';
     }
+    // Blame follows the bytes: a block pushed or announced by a peer is one it claims to have validated, so
+    // any provable failure is its own; a block fetched by hash for sync was listed by someone else, and an
+    // honest node may hold it unvalidated on a side branch, so only a failure of the bytes themselves counts.
+    const blame = (e: RuleError): boolean => (gossip ? isProvablyInvalid(e.rule) || e.rule === 'known_invalid' : isIntrinsicBlockFailure(e));
     try {
       const r = await chain.addBlock(b);
       if (r.status === 'orphan') {
@@ -136,8 +143,9 @@ export class BlockReactor implements Reactor {
     } catch (e) {
       if (!(e instanceof RuleError)) throw e;
       if (e.rule === 'future_slot') return 'later';
-      if (isProvablyInvalid(e.rule) || e.rule === 'known_invalid') this.#host.penalize(from, 'invalid_block', e.message);
-      return 'invalid';
+      if (blame(e)) this.#host.penalize(from, 'invalid_block', e.message);
+      // A mutated copy (its body does not match its header) is not remembered: the block may still come intact.
+      return e.rule === 'bad_tx_root' ? 'refused' : 'invalid';
     }
   }
 

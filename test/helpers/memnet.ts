@@ -177,23 +177,29 @@ export class RawPeer {
   readonly limits: Record<number, number>;
   closed: [number, string] | undefined;
   #secure: SecureConn | undefined;
+  readonly #hooks: ((m: Message) => void)[] = [];
 
   private constructor(readonly conn: MemConn, maxBlockBytes: number) {
     this.limits = sizeLimits(maxBlockBytes);
     conn.onClose((code, reason) => { this.closed = [code, reason]; });
   }
 
-  /** Connect to `url` and complete the session as `key` (head at genesis). */
-  static async join(net: MemNet, url: string, key: KeyPair, chain: Chain): Promise<RawPeer> {
+  /** Connect to `url` and complete the session as `key` (stating `head`, default genesis); `onMessage` sees every message. */
+  static async join(net: MemNet, url: string, key: KeyPair, chain: Chain, o: { head?: { height: number; hash: Uint8Array }; onMessage?: (m: Message, p: RawPeer) => void } = {}): Promise<RawPeer> {
     const p = new RawPeer(await net.dial(url), chain.genesis.params.maxBlockBytes);
+    if (o.onMessage) p.#hooks.push((m) => o.onMessage!(m, p));
     const gh = fromHex(chain.genesisHash);
     const s = await secureSession(p.conn, {
       initiator: true, identity: sessionIdentity(key, systemRandom), random: systemRandom, clock: systemClock, timeoutMs: 10_000,
-      hello: () => ({ version: PROTOCOL_VERSION, chainId: chain.genesis.chainId, genesisHash: gh, listen: '', headHeight: 0, headHash: gh }),
+      hello: () => ({ version: PROTOCOL_VERSION, chainId: chain.genesis.chainId, genesisHash: gh, listen: '', headHeight: o.head?.height ?? 0, headHash: o.head?.hash ?? gh }),
       accept: () => {},
     });
     p.#secure = s.conn;
-    s.conn.onMessage((f) => { p.received.push(decodeMessage(f, p.limits)); });
+    s.conn.onMessage((f) => {
+      const m = decodeMessage(f, p.limits);
+      p.received.push(m);
+      for (const h of p.#hooks) h(m);
+    });
     s.conn.onClose((code, reason) => { p.closed = [code, reason]; });
     await p.next(MSG.GET_ADDR); // sent by the node once it admitted us
     return p;
