@@ -15,6 +15,7 @@ import { SigCache, headerCheckId, verifyWithCache } from '../crypto/sigcache.js'
 import type { SignatureVerifier } from '../crypto/ed25519.js';
 import { blockVerifyItem, checkBlockContext, checkBlockRules, type Block } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
+import { slotStart } from '../ledger/schedule.js';
 import { RuleError } from '../ledger/rules.js';
 import { URGENT } from './types.js';
 
@@ -58,5 +59,18 @@ export async function checkOnParent(block: Block, parent: { height: number; slot
   if (txBad !== -1) {
     return { error: new RuleError('bad_tx', `transaction ${txBad}: bad_signature`, { index: txBad, inner: new RuleError('bad_signature') }), remember: true };
   }
+  return undefined;
+}
+
+/**
+ * What a block whose parent is unknown must pass before anyone keeps it (the network's orphan pool): not from
+ * the future, and signed by its slot's validator. Without the parent nothing else about it can be checked,
+ * but these make a pool of orphans cost a validator's key to fill. Undefined if it passes.
+ */
+export async function checkOrphan(block: Block, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
+  const ahead = slotStart(genesis, block.header.slot) - nowMs;
+  if (ahead > genesis.params.maxClockDriftMs) return { error: new RuleError('future_slot', `slot ${block.header.slot} starts ${ahead} ms ahead of the local clock`), remember: false };
+  const bad = await verifyWithCache(verifier, sigCache, [headerCheckId(block.header.hashHex)], () => blockVerifyItem(block, 0), URGENT);
+  if (bad !== -1) return { error: new RuleError('bad_signature', 'block header signature'), remember: true };
   return undefined;
 }

@@ -242,6 +242,9 @@ export class Network extends TypedEmitter<NetEvents> {
     return this.#switch.inboundBacklog(peer);
   }
 
+  /** Blocks waiting in the orphan pool for their parent. */
+  orphanCount(): number { return this.#blocks.orphans.size; }
+
   /** Whether a node id is connected and ready. */
   isConnected(nodeIdHex: string): boolean {
     const p = this.#switch.peerById(nodeIdHex);

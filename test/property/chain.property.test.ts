@@ -44,7 +44,7 @@ import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { InlineVerifier } from '../../src/crypto/ed25519.js';
 import { Mempool } from '../../src/mempool/mempool.js';
 import { assembleBlock, blockCandidates } from '../../src/producer/producer.js';
-import { makeGenesis, openTestChain, testKey, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
+import { GENESIS_TIME, makeGenesis, openTestChain, testKey, testKeys, transfer, feedWithOrphans } from '../helpers/fixtures.js';
 
 const V = testKeys('prop-val', 3);
 const USERS = testKeys('prop-user', 6); // 5 funded, 1 that starts empty
@@ -56,6 +56,8 @@ const EVERYONE = [...USERS, ...V];
 const OTHER_CHAIN = 'meshledger-other';
 /** openTestChain's clock stands at slot 10^6: a block this many slots after its parent is from the future. */
 const FUTURE = 2_000_000;
+/** Whether a block in `slot` is further ahead of openTestChain's clock than the drift allows. */
+const fromTheFuture = (slot: number): boolean => slotStart(genesis, slot) - (GENESIS_TIME + 1_000_000_000) > genesis.params.maxClockDriftMs;
 
 // ---- faults -------------------------------------------------------------------------------------------
 
@@ -378,7 +380,13 @@ test('random block trees with every kind of invalid block, in random orders: exa
         // A body that does not match its header's transactions root is a mutated copy: refused, never
         // remembered under the header's hash (the honest block with that header may still come).
         if (stage === 'static') { if (n.fault !== 'bad_tx_root') refused.add(i); return n.verdict!; }
-        if (stage === 'unlinked' || !stored.has(n.parent)) return { status: 'orphan' };
+        if (stage === 'unlinked' || !stored.has(n.parent)) {
+          // Before an orphan is kept, what needs no parent: not from the future (not remembered, it may become
+          // valid), and signed by its slot's validator (remembered).
+          if (fromTheFuture(n.slot)) return n.fault === 'future_slot' ? n.verdict! : verdict('future_slot');
+          if (n.fault === 'bad_signature') { refused.add(i); return n.verdict!; }
+          return { status: 'orphan' };
+        }
         if (marked.has(n.parent)) { refused.add(i); return verdict('invalid_parent'); }
         if (stage === 'context') {
           if (n.fault !== 'future_slot') refused.add(i); // a block from the future may become valid later
