@@ -41,6 +41,7 @@ export const RULES = {
   replacement_underpriced: 'a transaction with this sender and nonce is pending and the fee bump is too small',
   too_many_pending: 'sender has too many pending transactions (future-nonce queue bound)',
   mempool_busy: 'the node has too many transactions waiting for admission (overload); retry later',
+  non_standard_signature: 'the signature does not pass the strict RFC 8032 verification mempools require (a block may still include it)',
 } as const;
 
 export type Rule = keyof typeof RULES;

@@ -23,6 +23,8 @@ import type { Scoring } from './scoring.js';
 import { CLOSE, type Conn, type Transport } from './transport.js';
 import { URL_RE } from './addrbook.js';
 import { toHex } from '../encoding/bytes.js';
+import { LruMap } from '../util/lru.js';
+import { TokenBucket } from '../util/ratelimit.js';
 
 const ipOf = (remote: string): string => remote.replace(/:\d+$/, '');
 
@@ -66,6 +68,11 @@ export class Switch implements ReactorHost {
   listenUrl = '';
   /** Sessions ended because a sealed frame failed authentication (someone on the path altered the stream). */
   tampered = 0;
+  /** Inbound connections refused by the new-session rate limits. */
+  sessionsThrottled = 0;
+  /** New inbound sessions allowed, per IP (bounded: the oldest IPs are forgotten) and in total. */
+  readonly #newSessions = new LruMap<string, TokenBucket>(10_000);
+  #allNewSessions: TokenBucket | undefined;
 
   constructor(o: SwitchOptions) {
     this.#o = o;
@@ -165,6 +172,14 @@ export class Switch implements ReactorHost {
     }
     if (inbound >= l.maxInbound) return conn.close(CLOSE.tooManyPeers, `too many inbound peers (${l.maxInbound})`);
     if (fromIp >= l.maxPendingPerIp) return conn.close(CLOSE.tooManyPeers, `too many unauthenticated connections from ${ip}`);
+    const now = this.#o.clock.now();
+    let perIp = this.#newSessions.get(ip);
+    if (!perIp) this.#newSessions.set(ip, (perIp = new TokenBucket(l.newSessionsPerIpPerSec, 2 * l.newSessionsPerIpPerSec, now)));
+    this.#allNewSessions ??= new TokenBucket(l.newSessionsPerSec, 2 * l.newSessionsPerSec, now);
+    if (!perIp.take(1, now) || !this.#allNewSessions.take(1, now)) {
+      this.sessionsThrottled++;
+      return conn.close(CLOSE.tooManyPeers, 'too many new connections; retry later');
+    }
     this.#attach(conn, undefined);
   }
 
