@@ -257,10 +257,60 @@ export function decodeCanonical(bytes: Uint8Array, maxBytes = 8 * 1024 * 1024): 
   if (!(bytes instanceof Uint8Array)) throw new EncodingError('malformed', 'input is not bytes');
   if (bytes.length === 0) throw new EncodingError('malformed', 'empty input');
   if (bytes.length > maxBytes) throw new EncodingError('too_large', `input of ${bytes.length} bytes exceeds ${maxBytes}`);
-  const r = new Reader(bytes);
-  const value = r.value(0);
-  if (r.pos !== bytes.length) nonCanonical(`${bytes.length - r.pos} trailing bytes after the value`);
-  return value;
+  try {
+    const r = new Reader(bytes);
+    const value = r.value(0);
+    if (r.pos !== bytes.length) nonCanonical(`${bytes.length - r.pos} trailing bytes after the value`);
+    return value;
+  } catch (e) {
+    // Outside the canonical set, but is it MessagePack at all? An incomplete value is malformed.
+    if (e instanceof EncodingError && e.rule === 'non_canonical' && incomplete(bytes)) throw new EncodingError('malformed', `truncated: ${e.message}`);
+    throw e;
+  }
+}
+
+/**
+ * Whether the first MessagePack value in `b` (any type, canonical or not) is cut short: walks the headers
+ * iteratively, counting the items still owed, so deep nesting or huge declared counts cost nothing.
+ */
+function incomplete(b: Uint8Array): boolean {
+  let p = 0;
+  let owed = 1;
+  const len = (at: number, n: number): number => {
+    let v = 0;
+    for (let i = 0; i < n; i++) v = v * 256 + b[at + i]!;
+    return v;
+  };
+  while (owed > 0) {
+    if (p >= b.length) return true;
+    const c = b[p]!;
+    owed--;
+    let skip = 1; // header bytes
+    let body = 0; // payload bytes
+    let items = 0; // nested items
+    if (c <= 0x7f || c >= 0xe0 || c === 0xc0 || c === 0xc1 || c === 0xc2 || c === 0xc3) { /* one byte */ }
+    else if (c <= 0x8f) items = 2 * (c & 0x0f);
+    else if (c <= 0x9f) items = c & 0x0f;
+    else if (c <= 0xbf) body = c & 0x1f;
+    else if (c === 0xc4 || c === 0xd9) { skip = 2; if (p + 2 > b.length) return true; body = b[p + 1]!; }
+    else if (c === 0xc5 || c === 0xda) { skip = 3; if (p + 3 > b.length) return true; body = len(p + 1, 2); }
+    else if (c === 0xc6 || c === 0xdb) { skip = 5; if (p + 5 > b.length) return true; body = len(p + 1, 4); }
+    else if (c === 0xc7 || c === 0xc8 || c === 0xc9) {
+      const n = c === 0xc7 ? 1 : c === 0xc8 ? 2 : 4;
+      skip = 2 + n;
+      if (p + 1 + n > b.length) return true;
+      body = len(p + 1, n);
+    } else if (c === 0xca) body = 4;
+    else if (c === 0xcb) body = 8;
+    else if (c >= 0xcc && c <= 0xd3) body = 1 << ((c - 0xcc) & 3);
+    else if (c >= 0xd4 && c <= 0xd8) { skip = 2; body = 1 << (c - 0xd4); }
+    else if (c === 0xdc || c === 0xde) { skip = 3; if (p + 3 > b.length) return true; items = len(p + 1, 2) * (c === 0xde ? 2 : 1); }
+    else if (c === 0xdd || c === 0xdf) { skip = 5; if (p + 5 > b.length) return true; items = len(p + 1, 4) * (c === 0xdf ? 2 : 1); }
+    p += skip + body;
+    owed += items;
+    if (owed > b.length - p) return true; // every owed item takes at least one byte
+  }
+  return p > b.length;
 }
 
 // ---- typed readers used by object decoders: each names the field that failed ----
