@@ -212,8 +212,13 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
       assert.notEqual((await n.rpc('getChainInfo')).headHash, bad.header.hashHex);
     }
     assert.ok(nodes[1]!.logEntries().some((e) => e.msg === 'block failed validation' && e.hash === bad.header.hashHex && e.rule === 'bad_state_root'));
-    // A second, different wrong-root block (same tx, another bogus root) → second penalty → 4007.
-    const bad2 = emptyOn({ height: head.height + 1, slot, parent: head.hash, stateRoot: toHex(randomBytes(32)), signer: byz.secretKey, txs: [tx] });
+    // A second, different wrong-root block (same tx, another bogus root) → second penalty → 4007. It goes on
+    // the head as it is now: on the old head, after the honest chain moved on (a loaded machine, 400 ms slots),
+    // it would be a side block, stored but never applied, so its root would not be checked at all.
+    const slot2 = await waitSlotOf(2);
+    const ci2 = await nodes[1]!.rpc('getChainInfo');
+    const head2 = (await headerAt(nodes[1]!, ci2.height))!;
+    const bad2 = emptyOn({ height: head2.height + 1, slot: slot2, parent: head2.hash, stateRoot: toHex(randomBytes(32)), signer: byz.secretKey, txs: [tx] });
     p.send({ type: MSG.BLOCK, block: bad2.bytes });
     count('bad_state_root');
     const c = await p.waitClosed();
