@@ -4,7 +4,7 @@
  *   - a Cluster of real node processes, each on its own loopback IP behind a NetProxy (netproxy.ts);
  *   - reading a node's peer set and sync rounds from its JSON log;
  *   - agreement checks over RPC (same hash and stateRoot at a common height);
- *   - WirePeer: a raw protocol client (ws + messages.ts + peer.ts signAuth) for hostile-peer tests.
+ *   - WirePeer: a raw protocol client (ws + the Noise session + messages.ts) for hostile-peer tests.
  */
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
@@ -15,7 +15,10 @@ import { DEFAULT_PARAMS, genesisFromJson, type GenesisJson } from '../src/ledger
 import { writeGenesisFile } from '../src/node/genesisfile.js';
 import { newKeyPair, writeKeyFile } from '../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, frameMaxBytes, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../src/p2p/messages.js';
-import { signAuth, verifyAuth } from '../src/p2p/handshake.js';
+import { SEAL_BYTES, secureSession, sessionIdentity, type Hello, type SecureConn } from '../src/p2p/noise.js';
+import type { Conn } from '../src/p2p/transport.js';
+import { systemClock } from '../src/util/clock.js';
+import { systemRandom } from '../src/util/random.js';
 import { Harness, scaled, waitFor, type GenesisInfo, type KeyInfo, type NodeProc } from './proc.js';
 import { NetProxy } from './netproxy.js';
 
@@ -218,9 +221,37 @@ export async function balanceOn(n: NodeProc, address: string): Promise<bigint> {
 
 export interface CloseInfo { code: number; reason: string }
 
+/** A `ws` socket as the session's Conn (binary frames; a text frame from the node would arrive as empty). */
+class WsPipe implements Conn {
+  #onMessage: ((f: Uint8Array) => void) | undefined;
+  #early: Uint8Array[] = [];
+  #onClose: ((code: number, reason: string) => void) | undefined;
+  #closed: [number, string] | undefined;
+  constructor(readonly ws: WebSocket, readonly remote: string) {
+    ws.on('message', (data: Buffer, isBinary: boolean) => {
+      const u8 = isBinary ? new Uint8Array(data.buffer, data.byteOffset, data.byteLength) : new Uint8Array(0);
+      if (this.#onMessage) this.#onMessage(u8);
+      else this.#early.push(u8);
+    });
+    ws.on('close', (code: number, reason: Buffer) => {
+      this.#closed = [code, reason.toString()];
+      this.#onClose?.(code, reason.toString());
+    });
+  }
+  readonly inbound = false;
+  get bufferedAmount(): number { return this.ws.bufferedAmount; }
+  send(frame: Uint8Array): void { if (this.ws.readyState === WebSocket.OPEN) this.ws.send(frame, { binary: true }); }
+  close(code: number, reason: string): void { if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, reason.slice(0, 120)); }
+  onMessage(fn: (f: Uint8Array) => void): void { this.#onMessage = fn; for (const f of this.#early.splice(0)) fn(f); }
+  onClose(fn: (code: number, reason: string) => void): void { this.#onClose = fn; if (this.#closed) fn(...this.#closed); }
+  pause(): void { this.ws.pause(); }
+  resume(): void { this.ws.resume(); }
+}
+
 /**
- * A raw P2P client speaking the wire protocol directly (for hostile-peer tests). It records every frame the
- * node sends and exposes the close code and reason the node chose.
+ * A raw P2P client for hostile-peer tests: it runs the real Noise session (src/p2p/noise.ts) as a node key of
+ * the test's choosing, then sends exactly the messages (or raw plaintext frames, sealed) a test wants. It
+ * records every message the node sends and exposes the close code and reason the node chose.
  */
 export class WirePeer {
   readonly ws: WebSocket;
@@ -229,21 +260,16 @@ export class WirePeer {
   readonly closed: Promise<CloseInfo>;
   close: CloseInfo | undefined;
   readonly limits: Record<number, number>;
+  readonly #pipe: WsPipe;
+  /** The sealed connection once the handshake is done. */
+  #secure: SecureConn | undefined;
   #waiters: (() => void)[] = [];
+  readonly #hooks: ((m: Message) => void)[] = [];
 
-  private constructor(ws: WebSocket, maxBlockBytes: number) {
+  private constructor(ws: WebSocket, maxBlockBytes: number, url: string) {
     this.ws = ws;
     this.limits = sizeLimits(maxBlockBytes);
-    ws.on('message', (data: Buffer, isBinary: boolean) => {
-      if (!isBinary) return;
-      const u8 = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-      try {
-        this.received.push(decodeMessage(u8, this.limits));
-      } catch {
-        this.undecodable.push(u8);
-      }
-      this.#wake();
-    });
+    this.#pipe = new WsPipe(ws, url.replace(/^wss?:\/\//, ''));
     this.closed = new Promise((resolve) => {
       ws.on('close', (code: number, reason: Buffer) => {
         this.close = { code, reason: reason.toString() };
@@ -259,10 +285,10 @@ export class WirePeer {
     const maxBlockBytes = o.maxBlockBytes ?? DEFAULT_PARAMS.maxBlockBytes;
     return new Promise((resolve, reject) => {
       const ws = new WebSocket(url, {
-        perMessageDeflate: false, maxPayload: frameMaxBytes(maxBlockBytes), handshakeTimeout: o.timeoutMs ?? scaled(10_000),
+        perMessageDeflate: false, maxPayload: frameMaxBytes(maxBlockBytes) + SEAL_BYTES, handshakeTimeout: o.timeoutMs ?? scaled(10_000),
         ...(o.localAddress ? { localAddress: o.localAddress } : {}),
       });
-      const p = new WirePeer(ws, maxBlockBytes);
+      const p = new WirePeer(ws, maxBlockBytes, url);
       ws.once('open', () => resolve(p));
       ws.once('error', reject);
     });
@@ -290,14 +316,20 @@ export class WirePeer {
     }
   }
 
+  /** Call `fn` with every message from the node as it arrives (register before the handshake to see them all). */
+  onMessage(fn: (m: Message) => void): void { this.#hooks.push(fn); }
+
   send(m: Message): void { this.sendRaw(encodeMessage(m)); }
 
+  /** Send one plaintext frame, sealed in the session (what the node's message decoder then sees). */
   sendRaw(bytes: Uint8Array): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes, { binary: true });
+    if (!this.#secure) throw new Error('handshake first');
+    if (this.ws.readyState === WebSocket.OPEN) this.#secure.send(bytes);
   }
 
-  sendText(s: string): void {
-    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(s, { binary: false });
+  /** Put bytes on the wire outside the session (an attacker on the path, or a broken client). */
+  sendUnsealed(bytes: Uint8Array | string): void {
+    if (this.ws.readyState === WebSocket.OPEN) this.ws.send(bytes, { binary: typeof bytes !== 'string' });
   }
 
   /** Wait for the node to close the connection (throws after `timeoutMs`). */
@@ -311,29 +343,39 @@ export class WirePeer {
   terminate(): void { this.ws.terminate(); }
 
   /**
-   * Do the handshake as node `key` (or claim `claimNodeId` while signing with `key`): wait for the node's
-   * HELLO, send ours, check the node's AUTH, send our AUTH (or `badAuth`). With `expectReady` it waits for the
-   * node's GET_ADDR, which the node sends once it considers us ready.
+   * Run the session as node `key`: the Noise handshake with our payload (network, version, listen, head).
+   * `claimNodeId` states another node's id while signing the session key with `key`; `badAuth` signs
+   * garbage. Both must be refused by the node (bad_identity), so the handshake then rejects. With
+   * `expectReady` it waits for the node's GET_ADDR, which the node sends once it admitted us.
    */
   async handshake(o: {
     key: { secretKey: Uint8Array; publicKey: Uint8Array };
     chainId: string; genesisHash: string;
     claimNodeId?: Uint8Array; version?: number; listen?: string; badAuth?: boolean; expectReady?: boolean; headHeight?: number;
-  }): Promise<{ nodeHello: Extract<Message, { type: typeof MSG.HELLO }> }> {
-    const nodeHello = await this.next(MSG.HELLO);
-    const challenge = new Uint8Array(randomBytes(32));
+  }): Promise<{ node: Hello; nodeId: Uint8Array }> {
     const gh = fromHex(o.genesisHash);
-    const nodeId = o.claimNodeId ?? o.key.publicKey;
-    this.send({
-      type: MSG.HELLO, version: o.version ?? PROTOCOL_VERSION, chainId: o.chainId, genesisHash: gh, nodeId,
-      listen: o.listen ?? '', headHeight: o.headHeight ?? 0, headHash: gh, challenge,
+    let identity = sessionIdentity(o.key, systemRandom);
+    if (o.claimNodeId) identity = { ...identity, nodeId: o.claimNodeId };
+    if (o.badAuth) identity = { ...identity, staticSignature: new Uint8Array(randomBytes(64)) };
+    const session = await secureSession(this.#pipe, {
+      initiator: true, identity, random: systemRandom, clock: systemClock, timeoutMs: scaled(10_000),
+      hello: () => ({ version: o.version ?? PROTOCOL_VERSION, chainId: o.chainId, genesisHash: gh, listen: o.listen ?? '', headHeight: o.headHeight ?? 0, headHash: gh }),
+      accept: () => {},
     });
-    const auth = await this.next(MSG.AUTH);
-    if (!verifyAuth(auth.signature, gh, challenge, nodeHello.nodeId)) throw new Error('the node\'s AUTH does not verify against its HELLO node id');
-    const sig = o.badAuth ? new Uint8Array(randomBytes(64)) : signAuth(o.key.secretKey, gh, nodeHello.challenge, o.key.publicKey);
-    this.send({ type: MSG.AUTH, signature: sig });
-    if (o.expectReady !== false && !o.badAuth) await this.next(MSG.GET_ADDR);
-    return { nodeHello };
+    this.#secure = session.conn;
+    session.conn.onMessage((u8) => {
+      let m: Message;
+      try {
+        m = decodeMessage(u8, this.limits);
+      } catch {
+        this.undecodable.push(u8);
+        return this.#wake();
+      }
+      this.received.push(m);
+      for (const f of this.#hooks) f(m);
+      this.#wake();
+    });
+    if (o.expectReady !== false && !o.badAuth && !o.claimNodeId) await this.next(MSG.GET_ADDR);
+    return { node: session.remote, nodeId: session.nodeId };
   }
 }
-

@@ -11,7 +11,7 @@ import { fileURLToPath } from 'node:url';
 import { RESULTS_DIR, SMOKE, machine, type SummaryRow } from './common.js';
 
 const HERE = path.dirname(fileURLToPath(import.meta.url));
-const BENCHES = ['verify', 'block', 'ingest', 'memory', 'sync', 'devnet', 'gossip'];
+const BENCHES = ['verify', 'session', 'block', 'ingest', 'memory', 'sync', 'devnet', 'gossip'];
 
 const t0 = Date.now();
 const failed: string[] = [];

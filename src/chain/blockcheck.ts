@@ -3,18 +3,19 @@
  * rules against its parent and the clock, and every signature. State (balances, nonces, the state root) is
  * checked later, when a head switch applies the block.
  *
- * A verdict says whether to remember the failure (Chain's #rejected, by block hash). A block from the
- * future may become valid later, so it is not remembered (only its header signature is checked, so that
- * sending such blocks is not free). The block hash commits to the header, and through the transactions root
- * to the body only once bad_tx_root has passed: a body rule failing before that (checkBlockRules:
- * too_many_txs, block_too_large, bad_tx_root) says nothing about the header, yet is remembered under the
- * header's hash today, so a mutated copy condemns the honest block. The hostile-network issue must remember
- * such a failure only under a hash of everything the check read (or not at all).
+ * A verdict says whether to remember the failure (Chain's #rejected, by block hash), which is right only
+ * when the block hash commits to everything the failed check read. It commits to the header, and to the
+ * body through the transactions root: a body that does not match the root (bad_tx_root) is a mutated copy,
+ * so it is refused without being remembered, and the honest block with that header can still arrive.
+ * Every rule checked after the root matched is intrinsic to the hash. A block from the future may become
+ * valid later, so it is not remembered either (only its header signature is checked, so that sending such
+ * blocks is not free).
  */
 import { SigCache, headerCheckId, verifyWithCache } from '../crypto/sigcache.js';
 import type { SignatureVerifier } from '../crypto/ed25519.js';
 import { blockVerifyItem, checkBlockContext, checkBlockRules, type Block } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
+import { slotStart } from '../ledger/schedule.js';
 import { RuleError } from '../ledger/rules.js';
 import { URGENT } from './types.js';
 
@@ -29,7 +30,7 @@ export function checkStateless(block: Block, genesis: Genesis): Verdict | undefi
   try {
     checkBlockRules(block, genesis);
   } catch (e) {
-    if (e instanceof RuleError) return { error: e, remember: true };
+    if (e instanceof RuleError) return { error: e, remember: e.rule !== 'bad_tx_root' };
     throw e;
   }
   return undefined;
@@ -58,5 +59,18 @@ export async function checkOnParent(block: Block, parent: { height: number; slot
   if (txBad !== -1) {
     return { error: new RuleError('bad_tx', `transaction ${txBad}: bad_signature`, { index: txBad, inner: new RuleError('bad_signature') }), remember: true };
   }
+  return undefined;
+}
+
+/**
+ * What a block whose parent is unknown must pass before anyone keeps it (the network's orphan pool): not from
+ * the future, and signed by its slot's validator. Without the parent nothing else about it can be checked,
+ * but these make a pool of orphans cost a validator's key to fill. Undefined if it passes.
+ */
+export async function checkOrphan(block: Block, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
+  const ahead = slotStart(genesis, block.header.slot) - nowMs;
+  if (ahead > genesis.params.maxClockDriftMs) return { error: new RuleError('future_slot', `slot ${block.header.slot} starts ${ahead} ms ahead of the local clock`), remember: false };
+  const bad = await verifyWithCache(verifier, sigCache, [headerCheckId(block.header.hashHex)], () => blockVerifyItem(block, 0), URGENT);
+  if (bad !== -1) return { error: new RuleError('bad_signature', 'block header signature'), remember: true };
   return undefined;
 }

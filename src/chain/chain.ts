@@ -17,14 +17,11 @@
  *   4. otherwise assert the switch's invariants, then write accounts, indexes, undo data, state lattice and
  *      head in ONE atomic batch.
  * So no chain containing an invalid block is ever adopted, however long, and a crash at any moment leaves
- * the database at a valid head with a matching state root.
- *
- * An invariant that fails inside a mutating operation halts the chain before anything of it is written:
+ * the database at a valid head with a matching state root. An invariant that fails inside a mutating operation halts the chain before anything of it is written:
  * that operation and every later one reject with the same InvariantViolation, and 'chain:halted' tells the
  * node to stop. A block that breaks a rule (RuleError) is bad input, not a violation: it is rejected.
  *
- * Concurrency: the public methods that mutate take the mutex (through #mutate); private # methods do the
- * work and assume it is held.
+ * Concurrency: mutating public methods take the mutex (#mutate); private # methods assume it is held.
  */
 import { bytesEqual, toHex } from '../encoding/bytes.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
@@ -42,7 +39,7 @@ import { TypedEmitter } from '../util/events.js';
 import { LruMap, LruSet } from '../util/lru.js';
 import { Mutex } from '../util/mutex.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { checkOnParent, checkStateless, type Verdict } from './blockcheck.js';
+import { checkOnParent, checkOrphan, checkStateless, type Verdict } from './blockcheck.js';
 import { BlockIndex } from './blockindex.js';
 import { checkEvidence, equivocationEvent, equivocationWith } from './evidence.js';
 import { bestTip, branchTo, locator, locatorForkPoint } from './forkchoice.js';
@@ -149,7 +146,6 @@ export class Chain extends TypedEmitter<ChainEvents> {
   entry(hashHex: string): BlockEntry | undefined { return this.#index.get(hashHex); }
   mainHashAt(height: number): string | undefined { return this.#index.bestAt(height); }
   isOnMain(hashHex: string): boolean { return this.#index.isOnBest(hashHex); }
-
   getBlock(hashHex: string): Promise<Block | undefined> { return this.#store.getBlock(hashHex); }
 
   /**
@@ -308,7 +304,11 @@ export class Chain extends TypedEmitter<ChainEvents> {
     const stateless = checkStateless(block, this.genesis);
     if (stateless) this.#refuse(hashHex, stateless);
     const parent = this.#index.get(toHex(h.parentHash));
-    if (!parent) return { status: 'orphan', hash: hashHex, parent: toHex(h.parentHash) };
+    if (!parent) { // kept by the network until its parent comes, so first checked as far as it can be alone
+      const orphan = await checkOrphan(block, this.clock.now(), this.genesis, this.verifier, this.sigCache);
+      if (orphan) this.#refuse(hashHex, orphan);
+      return { status: 'orphan', hash: hashHex, parent: toHex(h.parentHash) };
+    }
     const parentBad = this.#index.invalidRule(parent.hashHex);
     if (parentBad) this.#refuse(hashHex, { error: new RuleError('invalid_parent', `parent ${parent.hashHex} is invalid (${parentBad})`), remember: true });
     const verdict = await checkOnParent(block, parent, this.clock.now(), this.genesis, this.verifier, this.sigCache);

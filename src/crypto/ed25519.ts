@@ -144,9 +144,21 @@ export type VerifyItem = { signature: Uint8Array; message: Uint8Array; publicKey
  * equivocation evidence); a verifier that queues work runs them before queued non-urgent checks (mempool
  * admission, sync read-ahead). Not for a block's transactions: see URGENT in chain.ts.
  */
-export interface VerifyOptions { urgent?: boolean }
+export interface VerifyOptions {
+  urgent?: boolean;
+  /**
+   * The relay standard instead of the consensus rule: OpenSSL's strict RFC 8032 verification alone
+   * (`verifyFast`). It accepts a subset of what the consensus rule accepts (never more, see the header), at a
+   * fraction of the cost of deciding the rest: mempools admit and relay only such signatures, so that an
+   * invalid one costs a node one cheap check, while blocks are still judged by the consensus rule.
+   */
+  strict?: boolean;
+}
 
-/** Batch verification; implementations may run elsewhere (a worker pool) but must return `verify`'s verdicts, in order. */
+/**
+ * Batch verification; implementations may run elsewhere (a worker pool) but must return `verify`'s verdicts
+ * (`verifyFast`'s with `strict`), in order.
+ */
 export interface SignatureVerifier {
   verifyBatch(items: VerifyItem[], opts?: VerifyOptions): Promise<boolean[]>;
   close(): Promise<void>;
@@ -155,9 +167,10 @@ export interface SignatureVerifier {
 /** Runs `verify` on the calling thread. */
 export class InlineVerifier implements SignatureVerifier {
   private closed = false;
-  async verifyBatch(items: VerifyItem[], _opts?: VerifyOptions): Promise<boolean[]> {
+  async verifyBatch(items: VerifyItem[], opts?: VerifyOptions): Promise<boolean[]> {
     if (this.closed) throw new Error('InlineVerifier is closed');
-    return items.map((it) => verify(it.signature, it.message, it.publicKey));
+    const check = opts?.strict ? verifyFast : verify;
+    return items.map((it) => check(it.signature, it.message, it.publicKey));
   }
   async close(): Promise<void> {
     this.closed = true;

@@ -1,23 +1,27 @@
 /**
  * Verified-signature cache, keyed by transaction id. A transaction id is the hash of the signed bytes, so
- * it commits to message, key and signature: a hit means this exact signature already passed the consensus
- * rule on this node (usually when it entered the mempool), and the block path need not verify it again.
+ * it commits to message, key and signature: a hit means this exact signature already passed on this node
+ * (usually when it entered the mempool), and the block path need not verify it again. Each entry says which
+ * check it passed: the consensus rule, or the strict relay standard (VerifyOptions.strict), which implies
+ * the consensus rule. A strict lookup is answered only by a strict entry: a signature valid only under the
+ * consensus rule must not enter a mempool (peers would rightly refuse it when relayed).
  * A block header's check is kept under `headerCheckId(hash)`: the block hash is likewise the hash of the
  * signed header bytes, and the prefix keeps the two kinds of check apart.
  * Only positive verdicts are cached; a failed check is re-run, except by a caller that waited for that very
  * check while it ran (see SigCache#inflight).
  */
-import { LruSet } from '../util/lru.js';
+import { LruMap } from '../util/lru.js';
 import type { SignatureVerifier, VerifyItem, VerifyOptions } from './ed25519.js';
 
 /** The SigCache id of a block header's signature check (hashHex: the block hash, over the signed header). */
 export const headerCheckId = (hashHex: string): string => `h${hashHex}`;
 
-/** A check running for some caller: its batch's verdicts and its index in them. */
-interface Inflight { readonly batch: Promise<boolean[]>; readonly index: number }
+/** A check running for some caller: its batch's verdicts, its index in them, and whether it is strict. */
+interface Inflight { readonly batch: Promise<boolean[]>; readonly index: number; readonly strict: boolean }
 
 export class SigCache {
-  readonly #ok: LruSet<string>;
+  /** id → whether the check it passed was the strict one. */
+  readonly #ok: LruMap<string, boolean>;
   /**
    * Checks queued or running, by id. A block's transactions are usually still waiting for their mempool
    * admission check when the block arrives (the pool's queue is FIFO and busy); verifying them again for the
@@ -26,10 +30,14 @@ export class SigCache {
    */
   readonly #inflight = new Map<string, Inflight>();
   constructor(capacity = 200_000) {
-    this.#ok = new LruSet(capacity);
+    this.#ok = new LruMap(capacity);
   }
-  has(id: string): boolean { return this.#ok.has(id); }
-  add(id: string): void { this.#ok.add(id); }
+  /** Whether `id` passed the consensus rule (or, with `strict`, the strict standard) here. */
+  has(id: string, strict = false): boolean {
+    const v = this.#ok.peek(id);
+    return v !== undefined && (!strict || v);
+  }
+  add(id: string, strict = false): void { this.#ok.set(id, strict || this.#ok.peek(id) === true); }
   /** Checks in flight (tests, metrics). */
   get inflight(): number { return this.#inflight.size; }
   /** @internal verifyEachWithCache's bookkeeping. */
@@ -51,6 +59,7 @@ export class SigCache {
  * Returns every check's verdict, in order; passing ones are cached.
  */
 export async function verifyEachWithCache(verifier: SignatureVerifier, cache: SigCache, ids: readonly (string | null)[], itemAt: (i: number) => VerifyItem, opts?: VerifyOptions): Promise<boolean[]> {
+  const strict = opts?.strict === true;
   const verdicts = new Array<boolean>(ids.length).fill(true);
   const todo: number[] = [];
   let waits: number[] | undefined;
@@ -58,15 +67,16 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
   for (let i = 0; i < ids.length; i++) {
     const id = ids[i];
     if (id === null || id === undefined) { todo.push(i); continue; }
-    if (cache.has(id)) continue;
+    if (cache.has(id, strict)) continue;
+    // A running check answers this one only if it is at least as strict (a strict pass implies a consensus pass).
     const f = cache.pending(id);
-    if (f) { (waits ??= []).push(i); (waitOn ??= []).push(f); } else todo.push(i);
+    if (f && (f.strict || !strict)) { (waits ??= []).push(i); (waitOn ??= []).push(f); } else todo.push(i);
   }
   if (todo.length > 0) {
     const batch = verifier.verifyBatch(todo.map(itemAt), opts);
     for (let j = 0; j < todo.length; j++) {
       const id = ids[todo[j]!];
-      if (id) cache.track(id, { batch, index: j });
+      if (id) cache.track(id, { batch, index: j, strict });
     }
     let got: boolean[];
     try {
@@ -79,7 +89,7 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
       verdicts[i] = got[j] === true;
       if (verdicts[i]) {
         const id = ids[i];
-        if (id) cache.add(id);
+        if (id) cache.add(id, strict);
       }
     }
   }
@@ -94,12 +104,14 @@ export async function verifyEachWithCache(verifier: SignatureVerifier, cache: Si
         last = f.batch;
         try { lastGot = await f.batch; } catch { lastGot = undefined; }
       }
-      if (lastGot) verdicts[waits[k]!] = lastGot[f.index] === true;
+      // A strict failure says nothing final to a consensus check (the signature may be valid but not
+      // standard): that one is decided here.
+      if (lastGot && (lastGot[f.index] === true || f.strict === strict)) verdicts[waits[k]!] = lastGot[f.index] === true;
       else (retry ??= []).push(waits[k]!);
     }
     if (retry) {
       const got = await verifier.verifyBatch(retry.map(itemAt), opts);
-      retry.forEach((i, j) => { verdicts[i] = got[j] === true; if (verdicts[i]) cache.add(ids[i]!); });
+      retry.forEach((i, j) => { verdicts[i] = got[j] === true; if (verdicts[i]) cache.add(ids[i]!, strict); });
     }
   }
   return verdicts;

@@ -3,13 +3,14 @@
  * thread would otherwise run itself:
  *   'verify'  the same `verify` as the main thread (the consensus rule with its OpenSSL pre-screen), on
  *             items packed by `packItems`; answers one byte per item (1 = valid);
+ *   'strict'  the same with `verifyFast` (the relay standard, VerifyOptions.strict);
  *   'leaves'  SHAKE256 → 2048-byte expansions of inputs packed by `packChunks` (state-lattice leaves);
  *             answers the outputs back to back.
  */
 import fs from 'node:fs';
 import os from 'node:os';
 import { parentPort, workerData } from 'node:worker_threads';
-import { verify, type VerifyItem } from './ed25519.js';
+import { verify, verifyFast, type VerifyItem } from './ed25519.js';
 import { shake256 } from './hash.js';
 import { LEAF_OUTPUT_BYTES, unpackChunks, unpackItems } from './verifypool.js';
 
@@ -38,11 +39,11 @@ if (nice > 0) {
  */
 const VERIFY_SLICE = 16;
 
-interface VerifyJob { id: number; items: Generator<VerifyItem>; out: Uint8Array; done: number }
+interface VerifyJob { id: number; items: Generator<VerifyItem>; out: Uint8Array; done: number; check: typeof verify }
 const verifyJobs: VerifyJob[] = [];
 let sliceScheduled = false;
 
-port.on('message', (job: { id: number; kind: 'verify' | 'leaves'; buf: ArrayBuffer }) => {
+port.on('message', (job: { id: number; kind: 'verify' | 'strict' | 'leaves'; buf: ArrayBuffer }) => {
   if (job.kind === 'leaves') {
     const inputs = unpackChunks(job.buf);
     const out = new Uint8Array(inputs.length * LEAF_OUTPUT_BYTES);
@@ -50,7 +51,7 @@ port.on('message', (job: { id: number; kind: 'verify' | 'leaves'; buf: ArrayBuff
     port.postMessage({ id: job.id, result: out }, [out.buffer]);
     return;
   }
-  verifyJobs.push({ id: job.id, items: unpackItems(job.buf), out: new Uint8Array(unpackCount(job.buf)), done: 0 });
+  verifyJobs.push({ id: job.id, items: unpackItems(job.buf), out: new Uint8Array(unpackCount(job.buf)), done: 0, check: job.kind === 'strict' ? verifyFast : verify });
   scheduleSlice();
 });
 
@@ -68,7 +69,7 @@ function runSlice(): void {
     const job = verifyJobs[0]!;
     for (; budget > 0 && job.done < job.out.length; budget--) {
       const it = job.items.next().value as VerifyItem;
-      job.out[job.done++] = verify(it.signature, it.message, it.publicKey) ? 1 : 0;
+      job.out[job.done++] = job.check(it.signature, it.message, it.publicKey) ? 1 : 0;
     }
     if (job.done === job.out.length) {
       verifyJobs.shift();

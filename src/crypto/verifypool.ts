@@ -11,7 +11,7 @@
  * a lost request. The same holds for leaf expansions (`expandLeaves`, the chain's LeafHasher).
  */
 import { Worker } from 'node:worker_threads';
-import { verify, type SignatureVerifier, type VerifyItem, type VerifyOptions } from './ed25519.js';
+import { verify, verifyFast, type SignatureVerifier, type VerifyItem, type VerifyOptions } from './ed25519.js';
 import { shake256 } from './hash.js';
 
 /** Output size of one leaf expansion (state lattice: 1024 lanes of 16 bits). */
@@ -109,10 +109,14 @@ interface Slot {
 /** Signature checks waiting for a worker (see VERIFY_PART). */
 interface QueuedPart {
   items: VerifyItem[];
+  strict: boolean;
   resolve: (verdicts: boolean[]) => void;
 }
 
-const verifyInline = (xs: readonly VerifyItem[]): boolean[] => xs.map((it) => verify(it.signature, it.message, it.publicKey));
+const verifyInline = (xs: readonly VerifyItem[], strict = false): boolean[] => {
+  const check = strict ? verifyFast : verify;
+  return xs.map((it) => check(it.signature, it.message, it.publicKey));
+};
 
 export class WorkerVerifier implements SignatureVerifier {
   readonly threads: number;
@@ -188,7 +192,7 @@ export class WorkerVerifier implements SignatureVerifier {
   }
 
   /** Send one packed job; resolves with the worker's answer, or undefined if it must be done inline. */
-  #send(slot: Slot, kind: 'verify' | 'leaves', size: number, buf: ArrayBuffer): Promise<Uint8Array | undefined> {
+  #send(slot: Slot, kind: 'verify' | 'strict' | 'leaves', size: number, buf: ArrayBuffer): Promise<Uint8Array | undefined> {
     return new Promise((resolve) => {
       const id = this.#nextId++;
       slot.jobs.set(id, { size, resolve });
@@ -209,13 +213,14 @@ export class WorkerVerifier implements SignatureVerifier {
   async verifyBatch(items: VerifyItem[], opts?: VerifyOptions): Promise<boolean[]> {
     if (this.#closed) throw new Error('WorkerVerifier is closed');
     if (items.length === 0) return [];
-    if (this.#slots.length === 0) return verifyInline(items);
+    const strict = opts?.strict === true;
+    if (this.#slots.length === 0) return verifyInline(items, strict);
     const queue = opts?.urgent ? this.#urgentQueue : this.#verifyQueue;
     const parts: Promise<boolean[]>[] = [];
     for (let a = 0; a < items.length; a += VERIFY_PART) {
       const chunk = items.slice(a, a + VERIFY_PART);
       this.#queued += chunk.length;
-      parts.push(new Promise((resolve) => queue.push({ items: chunk, resolve })));
+      parts.push(new Promise((resolve) => queue.push({ items: chunk, strict, resolve })));
     }
     this.#pump();
     return (await Promise.all(parts)).flat();
@@ -226,7 +231,7 @@ export class WorkerVerifier implements SignatureVerifier {
     while (this.#urgentQueue.length + this.#verifyQueue.length > 0) {
       if (this.#slots.length === 0) {
         // No worker left (all lost, none respawned; or closed): answer here, as for a lost job.
-        for (const part of [...this.#urgentQueue.splice(0), ...this.#verifyQueue.splice(0)]) { this.#queued -= part.items.length; part.resolve(verifyInline(part.items)); }
+        for (const part of [...this.#urgentQueue.splice(0), ...this.#verifyQueue.splice(0)]) { this.#queued -= part.items.length; part.resolve(verifyInline(part.items, part.strict)); }
         return;
       }
       let slot: Slot | undefined;
@@ -236,9 +241,9 @@ export class WorkerVerifier implements SignatureVerifier {
       this.#queued -= part.items.length;
       const target = slot;
       target.verifyParts++;
-      void this.#send(target, 'verify', part.items.length, packItems(part.items)).then((r) => {
+      void this.#send(target, part.strict ? 'strict' : 'verify', part.items.length, packItems(part.items)).then((r) => {
         target.verifyParts--;
-        part.resolve(r ? Array.from(r, (v) => v === 1) : verifyInline(part.items));
+        part.resolve(r ? Array.from(r, (v) => v === 1) : verifyInline(part.items, part.strict));
         this.#pump();
       });
     }

@@ -186,9 +186,11 @@ export function checkBlockRules(block: Block, genesis: Genesis): void {
   if (h.height < 1) throw new RuleError('bad_height', 'only the genesis block has height 0');
   if (!bytesEqual(h.proposer, proposerFor(genesis, h.slot))) throw new RuleError('wrong_proposer', `slot ${h.slot} belongs to validator #${h.slot % genesis.validators.length}`);
   if (h.timestamp !== slotStart(genesis, h.slot)) throw new RuleError('bad_timestamp', `timestamp ${h.timestamp} ≠ slot start ${slotStart(genesis, h.slot)}`);
+  // The transactions root binds the body to the header: only once it matches do the body's rules say anything
+  // about the block the header names (a copy with another body is a different, mutated message).
+  if (!ownTxRoot.has(block) && !bytesEqual(merkleRoot(block.txs.map((t) => t.id)), h.txRoot)) throw new RuleError('bad_tx_root');
   if (block.txs.length > p.maxBlockTxs) throw new RuleError('too_many_txs', `${block.txs.length} > ${p.maxBlockTxs}`);
   if (block.bytes.length > p.maxBlockBytes) throw new RuleError('block_too_large', `${block.bytes.length} > ${p.maxBlockBytes}`);
-  if (!ownTxRoot.has(block) && !bytesEqual(merkleRoot(block.txs.map((t) => t.id)), h.txRoot)) throw new RuleError('bad_tx_root');
   const seen = new Set<string>();
   for (let i = 0; i < block.txs.length; i++) {
     const tx = block.txs[i]!;

@@ -41,6 +41,7 @@ export const RULES = {
   replacement_underpriced: 'a transaction with this sender and nonce is pending and the fee bump is too small',
   too_many_pending: 'sender has too many pending transactions (future-nonce queue bound)',
   mempool_busy: 'the node has too many transactions waiting for admission (overload); retry later',
+  non_standard_signature: 'the signature does not pass the strict RFC 8032 verification mempools require (a block may still include it)',
 } as const;
 
 export type Rule = keyof typeof RULES;
@@ -63,4 +64,18 @@ export class RuleError extends Error {
 export function isProvablyInvalid(rule: Rule): boolean {
   return !['unknown_parent', 'future_slot', 'nonce_too_low', 'nonce_too_high', 'insufficient_funds', 'mempool_full',
     'replacement_underpriced', 'too_many_pending', 'mempool_busy', 'known_invalid'].includes(rule);
+}
+
+/** Rules a block breaks only against the state its parent leaves (balances, nonces, the state root, an invalid ancestor). */
+const STATE_RULES: readonly Rule[] = ['bad_state_root', 'invalid_parent', 'nonce_too_low', 'nonce_too_high', 'insufficient_funds', 'nonce_exhausted'];
+
+/**
+ * Whether a block fails `e` on its own bytes (and its parent's header, which its hash commits to), so that no
+ * honest node would have stored it, let alone served it. A block can instead fail against state (see
+ * STATE_RULES) while an honest node holds it unvalidated on a side branch: serving such a block by hash, as
+ * asked, is not misbehaviour.
+ */
+export function isIntrinsicBlockFailure(e: RuleError): boolean {
+  if (e.rule === 'bad_tx' && e.inner) return !STATE_RULES.includes(e.inner.rule);
+  return isProvablyInvalid(e.rule) && !STATE_RULES.includes(e.rule);
 }

@@ -175,7 +175,7 @@ export function decodeTx(bytes: Uint8Array): Tx {
 }
 
 /**
- * The general decoder: canonical MessagePack decode (msgpackr, then the re-encode check), then the fields.
+ * The general decoder: canonical MessagePack decode (src/encoding/canonical.ts), then the fields.
  * Decides every input, with the rule each bad one breaks.
  */
 export function decodeTxGeneric(bytes: Uint8Array): Tx {
@@ -204,7 +204,6 @@ export function decodeTxGeneric(bytes: Uint8Array): Tx {
  * that, i.e. bytes the general decoder also accepts, with the same fields (property-tested against it).
  * Anything else, valid or not, is left to the general decoder (undefined), which decides and names the
  * rule; so this can only speed acceptance up, never change what is accepted or how a rejection reads.
- * About 4x faster than MessagePack decoding followed by the canonical re-encode check.
  */
 export function decodeTxStrict(b: Uint8Array): Tx | undefined {
   const n = b.length;

@@ -16,7 +16,7 @@
  * change all keep the same per-sender queues and count/byte totals consistent, in one class's private state.
  */
 import { toHex } from '../encoding/bytes.js';
-import type { SignatureVerifier } from '../crypto/ed25519.js';
+import type { SignatureVerifier, VerifyOptions } from '../crypto/ed25519.js';
 import { SigCache, verifyEachWithCache } from '../crypto/sigcache.js';
 import type { Block } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
@@ -113,9 +113,13 @@ interface AddGroup {
   admitted: () => void;
 }
 
+const STRICT: VerifyOptions = { strict: true };
+
 interface PendingAdd {
   tx: Tx;
   persist: boolean;
+  /** Sent by a peer (AddOptions.origin), not by a client of this node or its own store. */
+  relayed: boolean;
   group: AddGroup;
   index: number;
 }
@@ -276,7 +280,7 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       }
       this.#admitting++;
       group.left++;
-      this.#queue.push({ tx, persist, group, index: i });
+      this.#queue.push({ tx, persist, relayed: opts.origin !== undefined, group, index: i });
       if (this.#queue.length === 1) queueMicrotask(() => this.#drain());
     }
     if (group.left > 0) await allAdmitted;
@@ -355,7 +359,9 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
   #drain(): void {
     const batch = this.#queue.splice(0, MAX_ADMIT_BATCH);
     if (this.#queue.length) queueMicrotask(() => this.#drain());
-    const verdicts = verifyEachWithCache(this.#o.verifier, this.#o.sigCache, batch.map((p) => p.tx.idHex), (i) => txVerifyItem(batch[i]!.tx));
+    // The relay standard (strict RFC 8032, VerifyOptions.strict): an invalid signature costs one cheap check,
+    // and only signatures every node's mempool accepts are relayed.
+    const verdicts = verifyEachWithCache(this.#o.verifier, this.#o.sigCache, batch.map((p) => p.tx.idHex), (i) => txVerifyItem(batch[i]!.tx), STRICT);
     const admitted = this.#admitted.then(async () => {
       let ok: boolean[];
       try {
@@ -366,11 +372,14 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
         return;
       }
       const todo: PendingAdd[] = [];
+      const failed: PendingAdd[] = [];
       for (let i = 0; i < batch.length; i++) {
         const p = batch[i]!;
         if (ok[i]) todo.push(p);
-        else this.#answer(p, this.#refused(p.tx, new RuleError('bad_signature')));
+        else if (p.relayed) this.#answer(p, this.#refused(p.tx, new RuleError('non_standard_signature')));
+        else failed.push(p);
       }
+      if (failed.length) await this.#explainSignatures(failed);
       if (todo.length === 0) return;
       await this.#lock.run(async () => {
         const keys = todo.map((p) => toHex(p.tx.from));
@@ -397,6 +406,22 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
       });
     });
     this.#admitted = admitted.catch(() => {});
+  }
+
+  /**
+   * Tell a client (or this node's own store) why its transactions failed the strict check: a signature that
+   * the consensus rule accepts is non_standard_signature (a block may include it, no mempool takes it),
+   * otherwise bad_signature. Peers are not told: any strict failure is theirs, at the cost of that one check.
+   */
+  async #explainSignatures(failed: PendingAdd[]): Promise<void> {
+    let valid: boolean[];
+    try {
+      valid = await verifyEachWithCache(this.#o.verifier, this.#o.sigCache, failed.map((p) => p.tx.idHex), (i) => txVerifyItem(failed[i]!.tx));
+    } catch (e) {
+      for (const p of failed) this.#answer(p, toError(e));
+      return;
+    }
+    failed.forEach((p, i) => this.#answer(p, this.#refused(p.tx, new RuleError(valid[i] ? 'non_standard_signature' : 'bad_signature'))));
   }
 
   /** Retry a failed write (with back-off) while the transaction is still held. */

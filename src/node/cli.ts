@@ -11,7 +11,7 @@ import { createLogger, type Level } from '../util/log.js';
 import { packageRoot } from '../util/schemas.js';
 import { KeyFileError, newKeyPair, readKeyFile, writeKeyFile } from '../crypto/keyfile.js';
 import { buildGenesisJson, readGenesisFile, writeGenesisFile } from './genesisfile.js';
-import { defaultVerifyThreads, MeshNode, StartupError, type HostPort } from './node.js';
+import { defaultVerifyThreads, MeshNode, StartupError, type HostPort, type RpcLimits } from './node.js';
 import { runDevnet } from './devnet.js';
 import { UsageError } from './usage.js';
 import { ChainError } from '../chain/chain.js';
@@ -99,7 +99,7 @@ export const COMMANDS: Record<string, Command> = {
 
   node: {
     summary: 'run a node (a validator with --key, otherwise a follower)',
-    usage: `meshledger node --datadir DIR --genesis FILE [--key KEYFILE] [--p2p HOST:PORT] [--rpc HOST:PORT]
+    usage: `meshledger node --datadir DIR --genesis FILE [--key KEYFILE] [--p2p HOST:PORT] [--rpc HOST:PORT] [--rpc-cors ORIGIN]
                 [--bootnodes URL,…] [--advertise URL] [--log-level debug|info|warn|error] [--log-format json|pretty]
 
   --datadir    where the LevelDB database lives (created if missing; refuses another network's genesis)
@@ -112,11 +112,13 @@ export const COMMANDS: Record<string, Command> = {
   --verify-threads  signature-verification worker threads (default: CPU count, at most 4; 0 = main thread)
   --verify-nice     how much lower than the main thread those workers run, 0..19 (default 0; Linux)
   --rpc-rate   JSON-RPC requests per second allowed per client IP, burst twice that (default 2000)
+  --rpc-cors   the one web origin (e.g. https://wallet.example) whose pages may call JSON-RPC and open its
+               WebSocket, or * for any; default none: only non-browser clients and pages this node serves
   --no-metrics do not serve Prometheus metrics at GET /metrics on the --rpc port (served by default)`,
     options: {
       datadir: { type: 'string' }, genesis: { type: 'string' }, key: { type: 'string' }, p2p: { type: 'string' },
       rpc: { type: 'string' }, bootnodes: { type: 'string' }, advertise: { type: 'string' },
-      'verify-threads': { type: 'string' }, 'verify-nice': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'no-metrics': { type: 'boolean' }, ...LOG_OPTS,
+      'verify-threads': { type: 'string' }, 'verify-nice': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'rpc-cors': { type: 'string' }, 'no-metrics': { type: 'boolean' }, ...LOG_OPTS,
     },
     async run(v) {
       const datadir = required(v, 'datadir');
@@ -131,7 +133,9 @@ export const COMMANDS: Record<string, Command> = {
       const verifyThreads = v['verify-threads'] !== undefined ? intFlag(v, 'verify-threads', 0) : defaultVerifyThreads();
       const verifyNice = v['verify-nice'] !== undefined ? intFlag(v, 'verify-nice', 0) : undefined;
       if (verifyNice !== undefined && verifyNice > 19) throw new UsageError('--verify-nice must be 0..19');
-      const rpcLimits = v['rpc-rate'] !== undefined ? (() => { const r = intFlag(v, 'rpc-rate', 1); return { ratePerSec: r, rateBurst: 2 * r }; })() : undefined;
+      const rpcLimits: Partial<RpcLimits> = {};
+      if (v['rpc-rate'] !== undefined) { const r = intFlag(v, 'rpc-rate', 1); rpcLimits.ratePerSec = r; rpcLimits.rateBurst = 2 * r; }
+      if (v['rpc-cors'] !== undefined) rpcLimits.cors = corsOrigin(v['rpc-cors'] as string);
       const metrics = v['no-metrics'] !== true;
       const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise, verifyThreads, verifyNice, rpcLimits, metrics, processMetrics: metrics }, { log });
       log.info('node started', {
@@ -272,6 +276,17 @@ export function hostPort(s: string, flag: string): HostPort {
   const port = m ? Number(m[2]) : NaN;
   if (!m || port > 65535) throw new UsageError(`${flag} expects HOST:PORT (e.g. 127.0.0.1:8645), got "${s}"`);
   return { host: m[1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+/** A web origin as browsers send it (scheme://host[:port], no path), or `*`. */
+function corsOrigin(o: string): string {
+  if (o === '*') return o;
+  let u: URL | undefined;
+  try { u = new URL(o); } catch { /* reported below */ }
+  if (!u || (u.protocol !== 'http:' && u.protocol !== 'https:') || u.origin !== o) {
+    throw new UsageError(`--rpc-cors expects an origin such as https://wallet.example or http://127.0.0.1:3000 (scheme, host and port only), or *; got "${o}"`);
+  }
+  return o;
 }
 
 function checkBootnode(u: string): string {

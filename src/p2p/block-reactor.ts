@@ -10,7 +10,7 @@
 import { toHex } from '../encoding/bytes.js';
 import type { Chain } from '../chain/chain.js';
 import { decodeBlock, type Block } from '../ledger/block.js';
-import { isProvablyInvalid, RuleError } from '../ledger/rules.js';
+import { isIntrinsicBlockFailure, isProvablyInvalid, RuleError } from '../ledger/rules.js';
 import { LruMap } from '../util/lru.js';
 import type { Random } from '../util/random.js';
 import type { NetLimits } from './limits.js';
@@ -18,6 +18,7 @@ import { MSG, type Message } from './messages.js';
 import type { Peer } from './peer.js';
 import { shuffleFront, type MessageSpec, type Reactor, type ReactorHost } from './reactor.js';
 import type { AcceptResult } from './sync.js';
+import { OrphanPool } from './orphans.js';
 
 /** How long an announced block's fetch may take before another announcement or sync has to bring it. */
 const FETCH_TIMEOUT_MS = 5000;
@@ -26,7 +27,7 @@ export interface BlockReactorOptions {
   host: ReactorHost;
   chain: Chain;
   random: Random;
-  limits: Pick<NetLimits, 'blockPushFanout' | 'orphanLimit'>;
+  limits: Pick<NetLimits, 'blockPushFanout' | 'orphanLimit' | 'orphanBytes' | 'orphanPerPeer' | 'orphanBytesPerPeer'>;
   wire: Record<number, number>;
   /** A block's parent is missing (or a peer is ahead): catch up by sync. */
   triggerSync(): void;
@@ -44,13 +45,14 @@ export class BlockReactor implements Reactor {
    */
   readonly #relayed = new LruMap<string, Uint8Array>(4);
   readonly #inflight = new Set<string>();
-  /** Blocks whose parent we lack, by hash (insertion order = age; bounded by limits.orphanLimit). */
-  readonly #orphans = new Map<string, { block: Block; from: Peer; via: 'gossip' | 'sync' }>();
+  /** Blocks whose parent we lack (bounded in count and bytes, in total and per peer). */
+  readonly orphans: OrphanPool;
   readonly stats = { blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateBlockBodies: 0 };
 
   constructor(o: BlockReactorOptions) {
     this.#o = o;
     this.#host = o.host;
+    this.orphans = new OrphanPool(o.limits);
     this.messages = [
       { type: MSG.BLOCK, maxBytes: o.wire[MSG.BLOCK]!, lane: 'blocks' },
       { type: MSG.INV_BLOCK, maxBytes: o.wire[MSG.INV_BLOCK]! },
@@ -84,12 +86,13 @@ export class BlockReactor implements Reactor {
 
   /** A block connected: its buffered children (if any) go to the chain now. The pool is small, so a scan. */
   onBlockConnected(b: Block): void {
-    const parentHex = b.header.hashHex;
-    for (const [hex, o] of this.#orphans) {
-      if (toHex(o.block.header.parentHash) !== parentHex) continue;
-      this.#orphans.delete(hex);
+    for (const o of this.orphans.takeChildrenOf(b.header.hashHex)) {
       if (!o.from.closed) this.#host.enqueue(o.from, o.block.bytes.length, async () => { await this.accept(o.block, o.from, o.via); }, 'blocks');
     }
+  }
+
+  onPeerGone(peer: Peer): void {
+    this.orphans.dropPeer(peer);
   }
 
   /** Decode a block a peer sent; a malformed one costs that peer. */
@@ -111,14 +114,21 @@ export class BlockReactor implements Reactor {
     if (chain.hasBlock(hex)) {
       // Honest nodes relay only blocks they fully validated, so sending one we found invalid is misbehaviour.
       const bad = chain.isInvalid(hex);
-      if (bad) { this.#host.penalize(from, 'invalid_block', `re-sent block ${hex.slice(0, 16)} already found invalid (${bad})`); return 'invalid'; }
+      if (bad) {
+        if (gossip) this.#host.penalize(from, 'invalid_block', `re-sent block ${hex.slice(0, 16)} already found invalid (${bad})`);
+        return 'invalid';
+      }
       if (gossip) this.stats.duplicateBlockBodies++;
       return 'known';
     }
+    // Blame follows the bytes: a block pushed or announced by a peer is one it claims to have validated, so
+    // any provable failure is its own; a block fetched by hash for sync was listed by someone else, and an
+    // honest node may hold it unvalidated on a side branch, so only a failure of the bytes themselves counts.
+    const blame = (e: RuleError): boolean => (gossip ? isProvablyInvalid(e.rule) || e.rule === 'known_invalid' : isIntrinsicBlockFailure(e));
     try {
       const r = await chain.addBlock(b);
       if (r.status === 'orphan') {
-        this.#addOrphan(b, from, via);
+        this.orphans.add({ block: b, from, via });
         if (from.headHeight < b.header.height) { from.headHeight = b.header.height; from.headHash = b.header.hash; }
         this.#o.triggerSync();
         return 'orphan';
@@ -136,8 +146,9 @@ export class BlockReactor implements Reactor {
     } catch (e) {
       if (!(e instanceof RuleError)) throw e;
       if (e.rule === 'future_slot') return 'later';
-      if (isProvablyInvalid(e.rule) || e.rule === 'known_invalid') this.#host.penalize(from, 'invalid_block', e.message);
-      return 'invalid';
+      if (blame(e)) this.#host.penalize(from, 'invalid_block', e.message);
+      // A mutated copy (its body does not match its header) is not remembered: the block may still come intact.
+      return e.rule === 'bad_tx_root' ? 'refused' : 'invalid';
     }
   }
 
@@ -180,12 +191,6 @@ export class BlockReactor implements Reactor {
     let tip = this.#o.chain.head.height;
     for (const p of this.#host.readyPeers()) if (p.headHeight > tip) tip = p.headHeight;
     return tip;
-  }
-
-  #addOrphan(b: Block, from: Peer, via: 'gossip' | 'sync'): void {
-    this.#orphans.delete(b.header.hashHex);
-    this.#orphans.set(b.header.hashHex, { block: b, from, via });
-    while (this.#orphans.size > this.#o.limits.orphanLimit) this.#orphans.delete(this.#orphans.keys().next().value as string);
   }
 
   #pick<T>(items: T[], n: number): Set<T> {

@@ -1,13 +1,12 @@
 /**
- * P2P wire messages. A frame is one binary WebSocket message holding a MessagePack array whose first item
- * is the message type. Frames are encoded canonically (src/encoding/canonical.ts) and decoded strictly:
+ * P2P wire messages. After the Noise handshake (noise.ts), each sealed frame holds one message: a
+ * MessagePack array whose first item is the message type. Frames are encoded canonically (src/encoding/canonical.ts) and decoded strictly:
  * wrong shapes, unknown types and frames over their type's size limit are protocol errors (and cost the
  * sender score). Blocks and transactions travel as their canonical encodings (bytes) and are decoded by the
  * ledger's own decoders.
  *
  *  type  name        fields                                                   size limit
- *   0    HELLO       version, chainId, genesisHash, nodeId, listen, headHeight, headHash, challenge   1 KiB
- *   1    AUTH        signature (over the peer's challenge, see handshake.ts)                         256 B
+ *   0, 1        retired (HELLO and AUTH of protocol version 1; the Noise handshake replaced them)
  *   2    STATUS      headHeight, headHash, headSlot                                                   256 B
  *   3    TXS         [txBytes…] (≤ 1024)                                                              2 MiB
  *   4    INV_TX      [txId…] (≤ 4096)                                                               192 KiB
@@ -25,10 +24,10 @@
  */
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from '../encoding/canonical.js';
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const MSG = {
-  HELLO: 0, AUTH: 1, STATUS: 2, TXS: 3, INV_TX: 4, GET_TX: 5, BLOCK: 6, INV_BLOCK: 7,
+  STATUS: 2, TXS: 3, INV_TX: 4, GET_TX: 5, BLOCK: 6, INV_BLOCK: 7,
   GET_HASHES: 8, HASHES: 9, GET_BLOCKS: 10, BLOCKS: 11, GET_ADDR: 12, ADDR: 13, EVIDENCE: 14,
 } as const;
 
@@ -40,8 +39,6 @@ export const MAX_GET_BLOCKS = 128;
 export const MAX_ADDRS = 64;
 
 export type Message =
-  | { type: typeof MSG.HELLO; version: number; chainId: string; genesisHash: Uint8Array; nodeId: Uint8Array; listen: string; headHeight: number; headHash: Uint8Array; challenge: Uint8Array }
-  | { type: typeof MSG.AUTH; signature: Uint8Array }
   | { type: typeof MSG.STATUS; headHeight: number; headHash: Uint8Array; headSlot: number }
   | { type: typeof MSG.TXS; txs: Uint8Array[] }
   | { type: typeof MSG.INV_TX; ids: Uint8Array[] }
@@ -69,7 +66,7 @@ export class ProtocolError extends Error {
 export function sizeLimits(maxBlockBytes: number): Record<number, number> {
   const frameMax = frameMaxBytes(maxBlockBytes);
   return {
-    [MSG.HELLO]: 1024, [MSG.AUTH]: 256, [MSG.STATUS]: 256, [MSG.TXS]: 2 * 1024 * 1024,
+    [MSG.STATUS]: 256, [MSG.TXS]: 2 * 1024 * 1024,
     [MSG.INV_TX]: 192 * 1024, [MSG.GET_TX]: 192 * 1024, [MSG.BLOCK]: maxBlockBytes + 64 * 1024, [MSG.INV_BLOCK]: 256,
     [MSG.GET_HASHES]: 4096, [MSG.HASHES]: 160 * 1024, [MSG.GET_BLOCKS]: 8192, [MSG.BLOCKS]: frameMax,
     [MSG.GET_ADDR]: 64, [MSG.ADDR]: 16 * 1024, [MSG.EVIDENCE]: 2048,
@@ -84,8 +81,6 @@ export function frameMaxBytes(maxBlockBytes: number): number {
 export function encodeMessage(m: Message): Uint8Array {
   let v: CanonicalValue[];
   switch (m.type) {
-    case MSG.HELLO: v = [m.type, m.version, m.chainId, m.genesisHash, m.nodeId, m.listen, m.headHeight, m.headHash, m.challenge]; break;
-    case MSG.AUTH: v = [m.type, m.signature]; break;
     case MSG.STATUS: v = [m.type, m.headHeight, m.headHash, m.headSlot]; break;
     case MSG.TXS: v = [m.type, m.txs]; break;
     case MSG.INV_TX: case MSG.GET_TX: v = [m.type, m.ids]; break;
@@ -237,7 +232,7 @@ export function decodeMessageGeneric(frame: Uint8Array, limits: Record<number, n
   // Cheap pre-checks of the type byte and of a list's item count, so an oversized frame, or one holding
   // far more items than its type allows, is refused before it is parsed.
   const t0 = frame[0]! >= 0x90 && frame[0]! <= 0x9f && frame.length > 1 ? frame[1]! : -1;
-  if (t0 >= 0 && t0 <= 14 && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
+  if (limits[t0] !== undefined && frame.length > limits[t0]!) throw new ProtocolError('oversized', `type ${t0} frame of ${frame.length} bytes > ${limits[t0]}`);
   const listAt = LIST_AT[t0];
   if (listAt) {
     const n = listCountAt(frame, listAt[0]);
@@ -258,10 +253,6 @@ export function decodeMessageGeneric(frame: Uint8Array, limits: Record<number, n
   const arity = (n: number) => { if (v.length !== n) bad(`type ${type}: expected ${n} items, got ${(v as unknown[]).length}`); };
   const f = v as unknown[];
   switch (type) {
-    case MSG.HELLO:
-      arity(9);
-      return { type, version: uint(f[1], 'version'), chainId: str(f[2], 'chainId', 64), genesisHash: hash(f[3], 'genesisHash'), nodeId: hash(f[4], 'nodeId'), listen: str(f[5], 'listen', 200), headHeight: uint(f[6], 'headHeight'), headHash: hash(f[7], 'headHash'), challenge: hash(f[8], 'challenge') };
-    case MSG.AUTH: arity(2); return { type, signature: bytes(f[1], 'signature', 64) };
     case MSG.STATUS: arity(4); return { type, headHeight: uint(f[1], 'headHeight'), headHash: hash(f[2], 'headHash'), headSlot: uint(f[3], 'headSlot') };
     case MSG.TXS: arity(2); return { type, txs: list(f[1], 'txs', MAX_TXS_PER_MSG, anyBytes) };
     case MSG.INV_TX: arity(2); return { type, ids: list(f[1], 'ids', MAX_INV, hash) };

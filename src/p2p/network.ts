@@ -1,6 +1,7 @@
 /**
  * The P2P network, as the node sees it: every node listens and dials. Inside, a switch (switch.ts) owns the
- * peer set, the session (handshake.ts) and dispatch, and one reactor per concern handles its messages:
+ * peer set, the sessions (noise.ts: Noise XX, every frame sealed; handshake.ts: whom we accept) and
+ * dispatch, and one reactor per concern handles its messages:
  *
  *   tx-reactor.ts        TXS, INV_TX, GET_TX        transaction gossip
  *   block-reactor.ts     BLOCK, INV_BLOCK           block gossip, orphans
@@ -30,7 +31,8 @@ import { AddrBook, URL_RE } from './addrbook.js';
 import { BlockReactor } from './block-reactor.js';
 import type { NetEvents } from './events.js';
 import { EvidenceReactor } from './evidence-reactor.js';
-import { Handshake } from './handshake.js';
+import { SessionPolicy } from './handshake.js';
+import { SEAL_BYTES, sessionIdentity } from './noise.js';
 import { resolveLimits, type NetLimits } from './limits.js';
 import { frameMaxBytes, sizeLimits } from './messages.js';
 import type { Peer } from './peer.js';
@@ -103,13 +105,15 @@ export class Network extends TypedEmitter<NetEvents> {
       disconnect: (peer, code, reason) => sw.disconnect(peer, code, reason),
       peerById: (id) => sw.peerById(id),
     });
-    const handshake = new Handshake({
-      chainId: chain.genesis.chainId, genesisHash: chain.genesisHash, nodeKey: o.nodeKey, random,
-      head: () => chain.head, listenUrl: (): string => sw.listenUrl, isBanned: (id) => this.#scoring.isBanned(id),
+    // This run's session key, signed by the node key (a fresh one per start: nothing long-lived to steal).
+    const sessions = new SessionPolicy({
+      chainId: chain.genesis.chainId, genesisHash: chain.genesisHash, identity: sessionIdentity(o.nodeKey, random), random, clock,
+      timeoutMs: this.limits.handshakeTimeoutMs, head: () => chain.head, listenUrl: (): string => sw.listenUrl,
+      isBanned: (id: string) => this.#scoring.isBanned(id),
     });
     const sw: Switch = new Switch({
       transport: o.transport, clock, random, log, emit, nodeIdHex: this.nodeIdHex, limits: this.limits,
-      addrBook: this.addrBook, scoring: this.#scoring, handshake,
+      addrBook: this.addrBook, scoring: this.#scoring, sessions,
     });
     this.#switch = sw;
     this.#tx = new TxReactor({ host: sw, mempool: o.mempool, clock, random, log, limits: this.limits, wire });
@@ -133,8 +137,8 @@ export class Network extends TypedEmitter<NetEvents> {
     sw.register(this.#evidence);
   }
 
-  /** The transport's frame size limit for this network (the ws maxPayload). */
-  static frameMax(maxBlockBytes: number): number { return frameMaxBytes(maxBlockBytes); }
+  /** The transport's frame size limit for this network (the ws maxPayload): the largest message, sealed. */
+  static frameMax(maxBlockBytes: number): number { return frameMaxBytes(maxBlockBytes) + SEAL_BYTES; }
 
   /** The URL peers dial to reach us ('' until listening, or when listening on a wildcard address without `advertise`). */
   get listenUrl(): string { return this.#switch.listenUrl; }
@@ -237,6 +241,9 @@ export class Network extends TypedEmitter<NetEvents> {
   inboundBacklog(peer: Peer): { queued: number; bytes: number; paused: boolean } {
     return this.#switch.inboundBacklog(peer);
   }
+
+  /** Blocks waiting in the orphan pool for their parent. */
+  orphanCount(): number { return this.#blocks.orphans.size; }
 
   /** Whether a node id is connected and ready. */
   isConnected(nodeIdHex: string): boolean {

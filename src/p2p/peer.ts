@@ -45,6 +45,8 @@ export class Peer {
   readonly dialedUrl: string | undefined;
   /** The session proved that the peer holds the key of `nodeIdHex`: only then is that id banned for misbehaviour. */
   authenticated = false;
+  /** The session's handshake hash (hex): the same at both ends, determined by nobody else. */
+  sessionId = '';
   /** Handshake done and the switch admitted the peer: reactors see it from here on. */
   ready = false;
   /** Misbehaviour points (≤ 0); written only by scoring.ts. */

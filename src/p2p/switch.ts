@@ -1,7 +1,8 @@
 /**
  * The switch: owns the peer set. It accepts and dials connections within the limits, runs the session
- * (handshake.ts) on each until the peer is authenticated and admitted, then hands every message to the
- * reactor that registered its type (reactor.ts), directly or through the peer's inbound queue (inbound.ts).
+ * (noise.ts under the policy of handshake.ts) on each, makes a peer of each authenticated session it admits,
+ * then hands every message to the reactor that registered its type (reactor.ts), directly or through the
+ * peer's inbound queue (inbound.ts).
  * A type nobody registered is refused (`unknown_type`), a frame over its type's declared limit too
  * (`oversized`); both cost the sender score (scoring.ts). The switch also dials more peers when it has too
  * few outbound ones, and runs the reactors' periodic work.
@@ -11,14 +12,21 @@ import type { Clock, TimerHandle } from '../util/clock.js';
 import type { Random } from '../util/random.js';
 import type { AddrBook } from './addrbook.js';
 import type { NetEmit } from './events.js';
-import { Handshake } from './handshake.js';
+import type { SessionPolicy } from './handshake.js';
 import { InboundQueues } from './inbound.js';
 import type { NetLimits } from './limits.js';
 import { decodeMessage, ProtocolError, type Message } from './messages.js';
+import { SessionError, type Session } from './noise.js';
 import { Peer } from './peer.js';
 import type { Lane, MaintenanceRound, Reactor, ReactorHost } from './reactor.js';
 import type { Scoring } from './scoring.js';
 import { CLOSE, type Conn, type Transport } from './transport.js';
+import { URL_RE } from './addrbook.js';
+import { toHex } from '../encoding/bytes.js';
+import { LruMap } from '../util/lru.js';
+import { TokenBucket } from '../util/ratelimit.js';
+
+const ipOf = (remote: string): string => remote.replace(/:\d+$/, '');
 
 /** The longest a node with no peer waits before dialing a known address again, whatever its failures. */
 const ISOLATED_RETRY_CAP_MS = 8_000;
@@ -33,9 +41,12 @@ export interface SwitchOptions {
   limits: NetLimits;
   addrBook: AddrBook;
   scoring: Scoring;
-  /** The session; it learns the URL we listen on through `listenUrl`. */
-  handshake: Handshake;
+  /** The session policy; it learns the URL we listen on through `listenUrl`. */
+  sessions: SessionPolicy;
 }
+
+/** A connection whose session is still being set up (not a peer yet). */
+interface Pending { readonly conn: Conn; readonly ip: string; readonly dialedUrl: string | undefined }
 
 interface Route { reactor: Reactor; lane: Lane | undefined }
 
@@ -45,7 +56,7 @@ export class Switch implements ReactorHost {
   readonly #peers = new Set<Peer>();
   readonly #byId = new Map<string, Peer>();
   readonly #dialing = new Set<string>();
-  readonly #handshakeTimers = new Map<Peer, TimerHandle>();
+  readonly #pending = new Set<Pending>();
   readonly #inbound: InboundQueues;
   readonly #reactors: Reactor[] = [];
   readonly #routes = new Map<number, Route>();
@@ -55,12 +66,18 @@ export class Switch implements ReactorHost {
   #maintTimer: TimerHandle | undefined;
   #stopped = false;
   listenUrl = '';
+  /** Sessions ended because a sealed frame failed authentication (someone on the path altered the stream). */
+  tampered = 0;
+  /** Inbound connections refused by the new-session rate limits. */
+  sessionsThrottled = 0;
+  /** New inbound sessions allowed, per IP (bounded: the oldest IPs are forgotten) and in total. */
+  readonly #newSessions = new LruMap<string, TokenBucket>(10_000);
+  #allNewSessions: TokenBucket | undefined;
 
   constructor(o: SwitchOptions) {
     this.#o = o;
     this.#log = o.log;
     this.#inbound = new InboundQueues(o.limits.inbound, o.log);
-    for (const s of Handshake.messages) this.#frameLimits[s.type] = s.maxBytes;
   }
 
   /** Add a reactor: its message types are routed to it; its lifecycle hooks and tick run in registration order. */
@@ -87,7 +104,7 @@ export class Switch implements ReactorHost {
   get inboundDropped(): number { return this.#inbound.dropped; }
 
   readyPeers(): Peer[] { return [...this.#peers].filter((p) => p.ready && !p.closed); }
-  /** Every connection, handshake finished or not. */
+  /** Every peer (an authenticated session), admitted or on its way out. */
   peers(): Iterable<Peer> { return this.#peers; }
   peerById(nodeIdHex: string): Peer | undefined { return this.#byId.get(nodeIdHex); }
   inboundBacklog(peer: Peer): { queued: number; bytes: number; paused: boolean } { return this.#inbound.backlog(peer); }
@@ -111,7 +128,7 @@ export class Switch implements ReactorHost {
     this.#stopped = true;
     if (this.#maintTimer) this.#o.clock.clearTimeout(this.#maintTimer);
     for (const p of this.#peers) p.conn.close(CLOSE.goingAway, 'node shutting down');
-    for (const p of [...this.#handshakeTimers.keys()]) this.#clearHandshakeTimer(p);
+    for (const p of this.#pending) p.conn.close(CLOSE.goingAway, 'node shutting down');
     await this.#o.transport.close();
   }
 
@@ -144,11 +161,25 @@ export class Switch implements ReactorHost {
   #onInbound(conn: Conn): void {
     if (this.#stopped) return conn.close(CLOSE.goingAway, 'shutting down');
     const l = this.#o.limits;
-    const ip = conn.remote.replace(/:\d+$/, '');
-    const inbound = [...this.#peers].filter((p) => p.conn.inbound);
-    if (inbound.length >= l.maxInbound) return conn.close(CLOSE.tooManyPeers, `too many inbound peers (${l.maxInbound})`);
-    const pending = inbound.filter((p) => !p.ready && p.conn.remote.replace(/:\d+$/, '') === ip).length;
-    if (pending >= l.maxPendingPerIp) return conn.close(CLOSE.tooManyPeers, `too many unauthenticated connections from ${ip}`);
+    const ip = ipOf(conn.remote);
+    let inbound = 0;
+    for (const p of this.#peers) if (p.conn.inbound) inbound++;
+    let fromIp = 0;
+    for (const p of this.#pending) {
+      if (!p.conn.inbound) continue;
+      inbound++;
+      if (p.ip === ip) fromIp++;
+    }
+    if (inbound >= l.maxInbound) return conn.close(CLOSE.tooManyPeers, `too many inbound peers (${l.maxInbound})`);
+    if (fromIp >= l.maxPendingPerIp) return conn.close(CLOSE.tooManyPeers, `too many unauthenticated connections from ${ip}`);
+    const now = this.#o.clock.now();
+    let perIp = this.#newSessions.get(ip);
+    if (!perIp) this.#newSessions.set(ip, (perIp = new TokenBucket(l.newSessionsPerIpPerSec, 2 * l.newSessionsPerIpPerSec, now)));
+    this.#allNewSessions ??= new TokenBucket(l.newSessionsPerSec, 2 * l.newSessionsPerSec, now);
+    if (!perIp.take(1, now) || !this.#allNewSessions.take(1, now)) {
+      this.sessionsThrottled++;
+      return conn.close(CLOSE.tooManyPeers, 'too many new connections; retry later');
+    }
     this.#attach(conn, undefined);
   }
 
@@ -168,47 +199,72 @@ export class Switch implements ReactorHost {
     }
   }
 
+  /**
+   * Run the session on a new connection; an authenticated one becomes a peer (#admit). A failed or refused
+   * handshake costs nobody anything: no identity was proven, and anyone on the path can make one fail.
+   */
   #attach(conn: Conn, dialedUrl: string | undefined): void {
-    const peer = new Peer(conn, this.#o.clock, this.#o.limits.peer, dialedUrl);
-    this.#peers.add(peer);
-    this.#inbound.attach(peer);
-    // HELLO goes out before any handler runs: registering the handler replays frames that arrived early,
-    // and our AUTH (the answer to the peer's HELLO) must never precede our own HELLO.
-    this.send(peer, this.#o.handshake.begin(peer));
-    conn.onMessage((frame) => this.#onFrame(peer, frame));
-    conn.onClose((code, reason) => this.#onClose(peer, code, reason));
-    const timer = this.#o.clock.setTimeout(() => {
-      this.#handshakeTimers.delete(peer);
-      if (!peer.ready && !peer.closed) this.disconnect(peer, CLOSE.timeout, 'handshake timed out');
-    }, this.#o.limits.handshakeTimeoutMs);
-    this.#handshakeTimers.set(peer, timer);
+    const pending: Pending = { conn, ip: ipOf(conn.remote), dialedUrl };
+    this.#pending.add(pending);
+    this.#o.sessions.open(conn).then(
+      (session) => {
+        this.#pending.delete(pending);
+        if (this.#stopped) return session.conn.close(CLOSE.goingAway, 'shutting down');
+        this.#admit(session, dialedUrl);
+      },
+      (e: unknown) => {
+        this.#pending.delete(pending);
+        const remote = dialedUrl ?? conn.remote;
+        if (!(e instanceof SessionError)) {
+          conn.close(CLOSE.protocol, 'handshake failed');
+          return this.#log.error('session setup failed', { remote, error: e });
+        }
+        if (dialedUrl) {
+          if (e.rule === 'self') this.#o.addrBook.markSelf(dialedUrl);
+          else this.#o.addrBook.failure(dialedUrl);
+        }
+        // Refusals by either side are worth an operator's attention; connections that merely died are not.
+        if (e.rule === 'closed' && (e.code < 4000 || e.code >= 5000)) this.#log.debug('connection closed before the handshake finished', { remote, reason: e.message });
+        else this.#log.warn('handshake refused or failed', { remote, rule: e.rule, reason: e.message });
+      },
+    );
   }
 
-  #clearHandshakeTimer(peer: Peer): void {
-    const t = this.#handshakeTimers.get(peer);
-    if (t) this.#o.clock.clearTimeout(t);
-    this.#handshakeTimers.delete(peer);
+  #admit(session: Session, dialedUrl: string | undefined): void {
+    const peer = new Peer(session.conn, this.#o.clock, this.#o.limits.peer, dialedUrl);
+    peer.nodeIdHex = toHex(session.nodeId);
+    peer.sessionId = toHex(session.handshakeHash);
+    peer.authenticated = true;
+    peer.listen = URL_RE.test(session.remote.listen) ? session.remote.listen : '';
+    peer.headHeight = session.remote.headHeight;
+    peer.headHash = session.remote.headHash;
+    session.conn.onTampered = () => {
+      this.tampered++;
+      this.#log.warn('session ended: a frame failed authentication (altered on the way); nobody is blamed', { peer: peer.label, remote: peer.conn.remote });
+    };
+    this.#peers.add(peer);
+    this.#inbound.attach(peer);
+    peer.conn.onClose((code, reason) => this.#onClose(peer, code, reason));
+    this.#onReady(peer);
+    // Handlers last: frames that arrived meanwhile were kept by the connection and are replayed now.
+    if (!peer.closed) peer.conn.onMessage((frame) => this.#onFrame(peer, frame));
   }
 
   #onClose(peer: Peer, code: number, reason: string): void {
     // Runs once per connection: disconnect() calls it at once, and the transport's close event comes later.
     if (peer.closed) return;
-    this.#clearHandshakeTimer(peer);
     const wasReady = peer.ready;
     peer.markClosed();
     this.#peers.delete(peer);
     if (this.#byId.get(peer.nodeIdHex) === peer) this.#byId.delete(peer.nodeIdHex);
-    if (code === CLOSE.tooBig && peer.nodeIdHex) this.penalize(peer, 'oversized', 'frame above the transport limit');
-    if (peer.dialedUrl && !wasReady && code !== CLOSE.self) this.#o.addrBook.failure(peer.dialedUrl);
+    // A frame over the transport's limit (1009) is refused before it can be opened, so nothing proves who sent
+    // it (anyone on the path can forge the frame header): the connection ends, nobody is penalised.
     if (wasReady) {
       this.#log.info('peer disconnected', { peer: peer.label, code, reason });
       this.#o.emit('peer:disconnected', { nodeId: peer.nodeIdHex, code, reason });
       for (const r of this.#reactors) r.onPeerGone?.(peer);
-    } else if (code >= 4000 && code < 5000) {
-      // The other side refused us (or we refused it): say why, at a level operators see.
-      this.#log.warn('connection refused during handshake', { remote: peer.dialedUrl ?? peer.conn.remote, code, reason });
     } else {
-      this.#log.debug('connection closed before handshake', { remote: peer.conn.remote, code, reason });
+      this.#log.debug('connection closed before it was admitted', { peer: peer.label, code, reason });
     }
   }
 
@@ -217,9 +273,12 @@ export class Switch implements ReactorHost {
     const now = this.#o.clock.now();
     const l = this.#o.limits;
     const book = this.#o.addrBook;
-    const outbound = [...this.#peers].filter((p) => p.outbound).length + this.#dialing.size;
+    let outbound = this.#dialing.size;
+    for (const p of this.#peers) if (p.outbound) outbound++;
+    for (const p of this.#pending) if (p.dialedUrl) outbound++;
     if (outbound < l.targetOutbound) {
       const connected = new Set([...this.#peers].map((p) => p.dialedUrl ?? p.listen));
+      for (const p of this.#pending) if (p.dialedUrl) connected.add(p.dialedUrl);
       // With no peer at all, back-offs are capped short: an isolated node loses nothing by retrying, and one
       // whose bootnode was down at first, then partitioned, would otherwise back off past a whole run
       // (simulator seed 975699945, chaos).
@@ -236,7 +295,7 @@ export class Switch implements ReactorHost {
   // ------------------------------------------------------------------ messages
 
   #onFrame(peer: Peer, frame: Uint8Array): void {
-    if (peer.closed) return;
+    if (peer.closed || !peer.ready) return;
     if (!peer.admit(frame.length)) return this.penalize(peer, 'rate_limited', 'message or byte rate above the limit');
     let m: Message;
     try {
@@ -245,25 +304,9 @@ export class Switch implements ReactorHost {
       if (e instanceof ProtocolError) return this.penalize(peer, e.rule, e.message);
       throw e;
     }
-    if (!peer.ready) return this.#onHandshake(peer, m);
-    const route = this.#routes.get(m.type);
-    if (!route) return this.penalize(peer, 'protocol', 'handshake message after the handshake');
-    const { reactor, lane } = route;
+    const { reactor, lane } = this.#routes.get(m.type)!; // decodeMessage accepts only registered types
     if (lane) this.#inbound.enqueue(peer, frame.length, () => reactor.onMessage(peer, m, frame.length), lane);
     else void reactor.onMessage(peer, m, frame.length);
-  }
-
-  #onHandshake(peer: Peer, m: Message): void {
-    const step = this.#o.handshake.receive(peer, m);
-    switch (step.kind) {
-      case 'reply': return this.send(peer, step.message);
-      case 'penalize': return this.penalize(peer, step.rule, step.detail);
-      case 'refuse':
-        if (step.code === CLOSE.self && peer.dialedUrl) this.#o.addrBook.markSelf(peer.dialedUrl);
-        this.#log.info('refusing peer', { remote: peer.conn.remote, reason: step.reason });
-        return this.disconnect(peer, step.code, step.reason);
-      case 'ready': return this.#onReady(peer);
-    }
   }
 
   #onReady(peer: Peer): void {
@@ -273,10 +316,10 @@ export class Switch implements ReactorHost {
     const existing = this.#byId.get(peer.nodeIdHex);
     if (existing && !existing.closed) {
       // Keep the connection dialed by the node with the smaller id; if one node dialed both (two addresses
-      // of the same peer), keep the one the session ranks first. Both ends compute the same answer.
+      // of the same peer), keep the session with the smaller handshake hash. Both ends compute the same
+      // answer, from authenticated ids and a hash only the two of them determine.
       const dialer = (p: Peer) => (p.outbound ? this.#o.nodeIdHex : p.nodeIdHex);
-      const tie = (p: Peer) => this.#o.handshake.tieBreak(p);
-      const keepNew = dialer(peer) !== dialer(existing) ? dialer(peer) < dialer(existing) : tie(peer) < tie(existing);
+      const keepNew = dialer(peer) !== dialer(existing) ? dialer(peer) < dialer(existing) : peer.sessionId < existing.sessionId;
       const drop = keepNew ? existing : peer;
       this.disconnect(drop, CLOSE.duplicate, 'duplicate connection');
       if (!keepNew) return;
@@ -284,7 +327,6 @@ export class Switch implements ReactorHost {
     const outbound = this.readyPeers().filter((p) => p.outbound).length;
     if (peer.outbound && outbound >= this.#o.limits.maxOutbound) return this.disconnect(peer, CLOSE.tooManyPeers, 'outbound peer limit reached');
     peer.ready = true;
-    this.#clearHandshakeTimer(peer);
     this.#byId.set(peer.nodeIdHex, peer);
     const address = peer.listen || peer.conn.remote;
     const direction = peer.outbound ? 'outbound' : 'inbound';

@@ -114,7 +114,8 @@ export class SyncReactor implements Reactor {
     const hex = hashes.map(toHex);
     const raw = await this.#o.chain.getBlockBytes(hex);
     for (let i = 0; i < hashes.length; i++) {
-      const b = raw[i] ?? this.#o.relayedBytes(hex[i]!);
+      // A block we found invalid is one we do not have, as far as peers are concerned.
+      const b = this.#o.chain.isInvalid(hex[i]!) ? undefined : raw[i] ?? this.#o.relayedBytes(hex[i]!);
       if (!b || bytes + b.length > this.#blocksBudget) break;
       blocks.push(b);
       bytes += b.length;

@@ -29,7 +29,12 @@ import type { Logger } from '../util/log.js';
 import { MSG, type Message } from './messages.js';
 import type { Peer } from './peer.js';
 
-export type AcceptResult = 'accepted' | 'known' | 'orphan' | 'invalid' | 'later';
+/**
+ * What became of a block handed to the chain. 'invalid': the block itself is invalid (remembered by its hash);
+ * 'refused': this copy was bad (a mutated body) and its sender was charged, but the block the hash names may
+ * still be valid and can be fetched from someone else.
+ */
+export type AcceptResult = 'accepted' | 'known' | 'orphan' | 'invalid' | 'refused' | 'later';
 
 export interface SyncDeps {
   chain: Chain;
@@ -158,6 +163,9 @@ export class Syncer {
           this.#d.log.debug('sync round failed', { peer: peer.label, error: e.message });
           return false;
         });
+        // A bad copy from one peer says nothing about the head: try again (its sender was charged, and is
+        // banned if it persists), rather than give up on a head honest peers can deliver.
+        if (progressed === 'retry') continue;
         if (!progressed) {
           this.#futile.add(toHex(peer.headHash));
           if (this.#futile.size > 1000) this.#futile.clear();
@@ -167,8 +175,8 @@ export class Syncer {
     } while (this.#again && !this.#stopped);
   }
 
-  /** One round against `source`. Returns true if any block was added. */
-  async #round(source: Peer): Promise<boolean> {
+  /** One round against `source`. Returns true if any block was added, 'retry' if a bad copy ended it early. */
+  async #round(source: Peer): Promise<boolean | 'retry'> {
     const { chain, log } = this.#d;
     const locator = chain.locator().map(fromHex);
     const res = await source.request<Extract<Message, { type: typeof MSG.HASHES }>>(
@@ -209,9 +217,11 @@ export class Syncer {
         waitVerifyMs += this.#d.clock.now() - t;
         dl.readAhead(i + 1);
         chain.expectNext(dl.peek(i + 1));
-        const r = await this.#d.accept(b, source);
+        // The peer that delivered the block answers for it, not the one that listed its hash.
+        const r = await this.#d.accept(b, dl.deliveredBy(i) ?? source);
         dl.applied(i);
         if (r === 'invalid') return this.blocksSynced > before;
+        if (r === 'refused') return this.blocksSynced > before || 'retry';
         if (r === 'accepted') { this.blocksSynced++; this.txsSynced += b.txs.length; }
         this.#progress(target);
       }
@@ -269,6 +279,8 @@ class Download {
   readonly #onBlock: (peer: Peer) => void;
   readonly #ranges: Range[] = [];
   readonly #blocks: (Block | undefined)[];
+  /** Who delivered each downloaded block (sync's blame goes to the sender of the bytes). */
+  readonly #from: (Peer | undefined)[];
   readonly #index = new Map<string, number>();
   readonly #load = new Map<Peer, number>();
   readonly #pre = new Map<number, Promise<void>>();
@@ -291,6 +303,7 @@ class Download {
     this.#source = source;
     this.#onBlock = onBlock;
     this.#blocks = new Array<Block | undefined>(need.length);
+    this.#from = new Array<Peer | undefined>(need.length);
     need.forEach((n, i) => this.#index.set(toHex(n.hash), i));
     for (let i = 0; i < need.length; i += RANGE) {
       this.#ranges.push({ start: i, items: need.slice(i, i + RANGE), inflight: new Map(), failed: new Set(), tries: 0 });
@@ -393,6 +406,7 @@ class Download {
         got++;
         if (this.#blocks[i] || i < this.#applyAt) continue; // a duplicate request's second answer
         this.#blocks[i] = b;
+        this.#from[i] = p;
         this.#bytes += b.bytes.length;
         this.#onBlock(p);
       }
@@ -436,6 +450,11 @@ class Download {
     }
   }
 
+  /** The peer that delivered block i (while it is held). */
+  deliveredBy(i: number): Peer | undefined {
+    return this.#from[i];
+  }
+
   /** Block i if it is downloaded and not yet applied. */
   peek(i: number): Block | undefined {
     return this.#blocks[i];
@@ -472,6 +491,7 @@ class Download {
     const b = this.#blocks[i];
     if (b) this.#bytes -= b.bytes.length;
     this.#blocks[i] = undefined;
+    this.#from[i] = undefined;
     this.#pre.delete(i);
     this.#applyAt = i + 1;
     if (i % RANGE === RANGE - 1 || this.#bytes < WINDOW_BYTES) this.schedule();

@@ -3,7 +3,8 @@
  * (`ws`), the deterministic simulator plugs in an in-process network with the same interface.
  */
 import { WebSocket, WebSocketServer } from 'ws';
-import type { IncomingMessage } from 'node:http';
+import http, { type IncomingMessage } from 'node:http';
+import type { Socket } from 'node:net';
 
 export interface Conn {
   /** Remote endpoint as seen by the socket (ip:port), for logs and per-address limits. */
@@ -47,7 +48,12 @@ export const CLOSE = {
   misbehaving: 4007,
   timeout: 4008,
   slow: 4009,
+  /** A sealed frame failed authentication (altered, injected, replayed or reordered on the way): nobody is blamed. */
+  tampered: 4010,
 } as const;
+
+/** Marks a socket that completed its upgrade (its upgrade timer and count are released then). */
+const UPGRADED = Symbol('upgraded');
 
 /**
  * Listeners are attached the moment the socket exists and events are buffered until the owner registers
@@ -126,17 +132,89 @@ export interface WsTransportOptions {
   keepaliveMs: number;
   /** Source address for outgoing connections (a node listening on one IP also dials from it). */
   localAddress?: string;
+  /** Inbound limits enforced on the raw socket, before any HTTP or WebSocket work (DEFAULT_SOCKET_LIMITS). */
+  sockets?: Partial<SocketLimits>;
 }
+
+/**
+ * Inbound socket limits. They apply from the moment TCP accepts, before a byte of HTTP is parsed, so that
+ * half-open connections and stalled upgrades cannot take the process's file descriptors (JSON-RPC and the
+ * database need them too) or unbounded memory.
+ */
+export interface SocketLimits {
+  /** Open inbound sockets in total, upgraded or not; beyond it a new socket is closed at once. */
+  maxTotal: number;
+  /** Open inbound sockets from one IP address. */
+  maxPerIp: number;
+  /** Sockets not yet upgraded to WebSocket, in total: a flood of slow upgrades cannot crowd out peers already connected. */
+  maxUpgrading: number;
+  /** Time a socket has to complete its HTTP upgrade (request headers included). */
+  upgradeTimeoutMs: number;
+}
+
+export const DEFAULT_SOCKET_LIMITS: SocketLimits = { maxTotal: 128, maxPerIp: 8, maxUpgrading: 32, upgradeTimeoutMs: 5000 };
 
 export class WsTransport implements Transport {
   readonly #o: WsTransportOptions;
+  readonly #limits: SocketLimits;
   #server: WebSocketServer | undefined;
+  #http: http.Server | undefined;
+  /** Inbound sockets open now: all of them, per IP, and those still upgrading. */
+  readonly #inbound = new Set<Socket>();
+  readonly #perIp = new Map<string, number>();
+  #upgrading = 0;
+  /** Inbound sockets closed at accept by a limit, by limit: what an operator sees of a flood. */
+  readonly refused = { total: 0, perIp: 0, upgrading: 0, timeout: 0 };
   readonly #sockets = new Set<WebSocket>();
   #pinger: NodeJS.Timeout | undefined;
   readonly #alive = new WeakMap<WebSocket, boolean>();
 
   constructor(o: WsTransportOptions) {
     this.#o = o;
+    this.#limits = { ...DEFAULT_SOCKET_LIMITS, ...o.sockets };
+  }
+
+  /** Inbound sockets open now, and how many of them are still upgrading. */
+  get inboundSockets(): { open: number; upgrading: number } { return { open: this.#inbound.size, upgrading: this.#upgrading }; }
+
+  /**
+   * Admit a new TCP socket or close it at once. An admitted socket must upgrade within upgradeTimeoutMs;
+   * its counts are released when it closes, whatever happened to it.
+   */
+  #admit(socket: Socket): void {
+    const L = this.#limits;
+    const ip = socket.remoteAddress ?? '?';
+    const fromIp = this.#perIp.get(ip) ?? 0;
+    const refuse = this.#inbound.size >= L.maxTotal ? 'total' : fromIp >= L.maxPerIp ? 'perIp' : this.#upgrading >= L.maxUpgrading ? 'upgrading' : undefined;
+    if (refuse) {
+      this.refused[refuse]++;
+      socket.destroy();
+      return;
+    }
+    this.#inbound.add(socket);
+    this.#perIp.set(ip, fromIp + 1);
+    this.#upgrading++;
+    let upgrading = true;
+    const upgraded = (): void => {
+      if (!upgrading) return;
+      upgrading = false;
+      this.#upgrading--;
+      clearTimeout(timer);
+    };
+    const timer = setTimeout(() => {
+      if (!upgrading) return;
+      this.refused.timeout++;
+      socket.destroy();
+    }, L.upgradeTimeoutMs);
+    timer.unref();
+    (socket as Socket & { [UPGRADED]?: () => void })[UPGRADED] = upgraded;
+    socket.once('close', () => {
+      upgraded();
+      this.#inbound.delete(socket);
+      const n = (this.#perIp.get(ip) ?? 1) - 1;
+      if (n > 0) this.#perIp.set(ip, n);
+      else this.#perIp.delete(ip);
+    });
   }
 
   #track(ws: WebSocket): void {
@@ -162,19 +240,31 @@ export class WsTransport implements Transport {
 
   listen(host: string, port: number, onConn: (c: Conn) => void): Promise<{ host: string; port: number }> {
     return new Promise((resolve, reject) => {
-      const wss = new WebSocketServer({ host, port, maxPayload: this.#o.maxPayload, perMessageDeflate: false });
-      wss.once('error', reject);
-      wss.once('listening', () => {
-        wss.off('error', reject);
-        wss.on('error', () => { /* per-connection errors surface on sockets */ });
-        const a = wss.address();
+      const wss = new WebSocketServer({ noServer: true, maxPayload: this.#o.maxPayload, perMessageDeflate: false });
+      // Plain HTTP requests get no answer but a close; only the upgrade is served.
+      const server = http.createServer((_req, res) => { res.writeHead(426, { Connection: 'close' }); res.end(); });
+      server.headersTimeout = this.#limits.upgradeTimeoutMs;
+      server.requestTimeout = this.#limits.upgradeTimeoutMs;
+      server.maxHeadersCount = 32;
+      server.on('connection', (socket: Socket) => this.#admit(socket));
+      server.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => {
+        if (!this.#inbound.has(socket)) return void socket.destroy();
+        wss.handleUpgrade(req, socket, head, (ws) => {
+          (socket as Socket & { [UPGRADED]?: () => void })[UPGRADED]?.();
+          this.#track(ws);
+          onConn(new WsConn(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, true));
+        });
+      });
+      server.on('clientError', (_e, socket) => socket.destroy());
+      server.once('error', reject);
+      server.listen(port, host, () => {
+        server.off('error', reject);
+        server.on('error', () => { /* per-connection errors surface on sockets */ });
+        const a = server.address();
         resolve(!a || typeof a === 'string' ? { host, port } : { host: a.address, port: a.port });
       });
-      wss.on('connection', (ws: WebSocket, req: IncomingMessage) => {
-        this.#track(ws);
-        onConn(new WsConn(ws, `${req.socket.remoteAddress}:${req.socket.remotePort}`, true));
-      });
       this.#server = wss;
+      this.#http = server;
     });
   }
 
@@ -199,6 +289,8 @@ export class WsTransport implements Transport {
   async close(): Promise<void> {
     if (this.#pinger) clearInterval(this.#pinger);
     for (const s of this.#sockets) s.terminate();
-    await new Promise<void>((r) => (this.#server ? this.#server.close(() => r()) : r()));
+    for (const s of this.#inbound) s.destroy();
+    this.#server?.close();
+    await new Promise<void>((r) => (this.#http ? this.#http.close(() => r()) : r()));
   }
 }

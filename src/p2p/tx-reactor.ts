@@ -21,6 +21,14 @@ import { MAX_INV, MAX_TXS_PER_MSG, MSG, type Message } from './messages.js';
 import type { Peer } from './peer.js';
 import { shuffleFront, type MessageSpec, type Reactor, type ReactorHost } from './reactor.js';
 
+/**
+ * Unverified work a peer may cause before its verdicts are in: a new peer's transactions are admitted in
+ * batches of FIRST_ALLOWANCE, and each batch without a provably invalid transaction doubles the next, up
+ * to a whole message. A batch with one resets it. A peer sending invalid signatures thus costs at most
+ * FIRST_ALLOWANCE strict checks before its penalties (20 points each) have it banned.
+ */
+const FIRST_ALLOWANCE = 16;
+
 /** A fetch unanswered for this long is asked of the next peer that announced the transaction. */
 const REFETCH_MS = 3000;
 /** Peers remembered per fetch as alternates, and fetches in flight at most. */
@@ -56,6 +64,8 @@ export class TxReactor implements Reactor {
   readonly #queue: { tx: Tx; origin: string | undefined }[] = [];
   /** Per peer: the admission of its last TXS message, while it runs (see #onTxs). */
   readonly #admission = new WeakMap<Peer, Promise<void>>();
+  /** Per peer: how many of its transactions are admitted at once (see FIRST_ALLOWANCE). */
+  readonly #allowance = new WeakMap<Peer, number>();
   #announceTimer: TimerHandle | undefined;
   readonly stats = { txBodiesIn: 0, txAnnouncementsIn: 0, duplicateTxBodies: 0 };
 
@@ -207,29 +217,51 @@ export class TxReactor implements Reactor {
       this.#beingAdmitted.set(tx.idHex, (this.#beingAdmitted.get(tx.idHex) ?? 0) + 1);
       fresh.push(tx);
     }
-    // Added together, so the mempool admits the message as one batch (one signature batch, one write).
-    // The message's turn in the peer's queue ends once its transactions are handed over AND the previous
-    // message's admission has finished: two consecutive messages overlap, the second's signatures being
-    // verified on the worker pool while the first is admitted and written (the mempool keeps call order).
-    // Taking turns instead left the main thread and the workers each idle ~40 % of a P2P ingest.
-    const admission = this.#o.mempool.addMany(fresh, { origin: peer.nodeIdHex }).then((results) => {
+    // A trusted peer's message is admitted as one batch (one signature batch, one write), and its turn in
+    // the peer's queue ends once its transactions are handed over AND the previous message's admission has
+    // finished: two consecutive messages overlap, the second's signatures being verified on the worker pool
+    // while the first is admitted and written (the mempool keeps call order). Taking turns instead left the
+    // main thread and the workers each idle ~40 % of a P2P ingest. A peer not trusted that far yet has its
+    // message admitted in batches of its allowance, each waiting for the previous one's verdicts.
+    let at = 0;
+    while (at < fresh.length) {
+      const allowance = this.#allowance.get(peer) ?? FIRST_ALLOWANCE;
+      const batch = at === 0 && allowance >= fresh.length ? fresh : fresh.slice(at, at + allowance);
+      at += batch.length;
+      const admission = this.#admit(peer, batch, allowance);
+      const previous = this.#admission.get(peer);
+      this.#admission.set(peer, admission);
+      await previous;
+      if (at < fresh.length) {
+        await admission;
+        if (peer.closed) {
+          for (const tx of fresh.slice(at)) this.#admitted(tx.idHex);
+          return;
+        }
+      }
+    }
+  }
+
+  /** Admit one batch of a peer's transactions and judge the peer by the verdicts. */
+  #admit(peer: Peer, batch: Tx[], allowance: number): Promise<void> {
+    return this.#o.mempool.addMany(batch, { origin: peer.nodeIdHex }).then((results) => {
       let failure: Error | undefined;
+      let invalid = 0;
       for (let i = 0; i < results.length; i++) {
-        const tx = fresh[i]!;
+        const tx = batch[i]!;
         this.#admitted(tx.idHex);
         const e = results[i];
         if (!(e instanceof Error)) continue;
         if (!(e instanceof RuleError)) { failure ??= e; continue; }
         if (isProvablyInvalid(e.rule)) {
+          invalid++;
           this.#rejected.add(tx.idHex);
           this.#host.penalize(peer, 'invalid_tx', e.message);
         }
       }
+      this.#allowance.set(peer, invalid ? FIRST_ALLOWANCE : Math.min(MAX_TXS_PER_MSG, allowance * 2));
       if (failure !== undefined) this.#o.log.error('peer message handler failed', { peer: peer.label, error: failure });
     });
-    const previous = this.#admission.get(peer);
-    this.#admission.set(peer, admission);
-    await previous;
   }
 
   #admitted(id: string): void {

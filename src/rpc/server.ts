@@ -25,7 +25,7 @@
  * HTTP front (RpcHttpServer, ≈230) live together; the HTTP front is the part that could move to its own file.
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import { timingSafeEqual } from 'node:crypto';
 import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { RpcError, type RpcErrorObject } from './errors.js';
@@ -577,6 +577,26 @@ export interface RpcHttpServerOptions {
   cors?: string;
   /** Requests carrying `Authorization: Bearer <adminToken>` may call admin methods. */
   adminToken?: string;
+  /**
+   * Open client connections at most (HTTP keep-alive and WebSocket alike); beyond it new ones are closed at
+   * accept, so clients cannot take all of the process's file descriptors. Default 1024.
+   */
+  maxConnections?: number;
+}
+
+/** See RpcHttpServer.allowsOrigin. */
+export function originAllowed(origin: string | undefined, host: string | undefined, cors: string | undefined): boolean {
+  if (origin === undefined) return true;
+  if (cors !== undefined && (cors === '*' || cors === origin)) return true;
+  let o: URL;
+  try {
+    o = new URL(origin);
+  } catch {
+    return false;
+  }
+  if ((o.protocol !== 'http:' && o.protocol !== 'https:') || host === undefined || o.host !== host.toLowerCase()) return false;
+  const name = o.hostname;
+  return name === 'localhost' || isIP(name.replace(/^\[|\]$/g, '')) !== 0;
 }
 
 const JSON_MEDIA_TYPES = new Set(['application/json', 'application/json-rpc', 'application/jsonrequest']);
@@ -617,6 +637,9 @@ export class RpcHttpServer {
     this.cors = opts.cors;
     this.adminToken = opts.adminToken;
     this.srv = http.createServer((req, res) => this.onRequest(req, res));
+    this.srv.maxConnections = opts.maxConnections ?? 1024;
+    // A client must send its request headers within 10 s (Node's default is 60 s, for idle half-open sockets).
+    this.srv.headersTimeout = 10_000;
     this.addRoute('POST', '/', (req, res) => this.serveRpc(req, res));
     this.addRoute('GET', '/health', (_req, res) => send(res, 200, '{"ok":true}'));
   }
@@ -729,6 +752,17 @@ export class RpcHttpServer {
     send(res, status, errorResponse(NULL_ID, err.toErrorObject()), close ? { Connection: 'close' } : {});
   }
 
+  /**
+   * Whether a request may use JSON-RPC given its `Origin` (browsers send one; other clients usually do not).
+   * Without an Origin: yes. With one: only the configured CORS origin (`*` = any), or a page this node
+   * serves itself (same origin), and the latter only when the Host header is an IP address or `localhost`:
+   * a name could be an attacker's, rebound by DNS to this address, which the same-origin test cannot tell.
+   * So a web page open in an operator's browser cannot subscribe to or submit through a local node.
+   */
+  allowsOrigin(req: http.IncomingMessage): boolean {
+    return originAllowed(req.headers.origin, req.headers.host, this.cors);
+  }
+
   /** Constant-time check of `Authorization: Bearer <token>`. */
   isAdmin(req: http.IncomingMessage): boolean {
     if (!this.adminToken) return false;
@@ -739,6 +773,10 @@ export class RpcHttpServer {
   }
 
   private async serveRpc(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    if (!this.allowsOrigin(req)) {
+      this.rejectRpc(req, res, 403, RpcError.invalidRequest(`origin ${req.headers.origin} is not allowed (see --rpc-cors)`, 'origin_not_allowed'), false);
+      return;
+    }
     const ct = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
     if (!JSON_MEDIA_TYPES.has(ct)) {
       this.rejectRpc(req, res, 415, RpcError.invalidRequest('Content-Type must be application/json', 'content_type'), false);

@@ -2,6 +2,7 @@
  * JSON-RPC over WebSocket on the same port as HTTP: each text message is one JSON-RPC message (single or
  * batch), answered on the same connection; subscription notifications are pushed on it. A client that
  * reads too slowly (more than `maxBufferedBytes` queued) is disconnected rather than buffered without bound.
+ * A browser's upgrade is refused (403) unless its Origin is allowed (RpcHttpServer.allowsOrigin).
  */
 import { WebSocketServer, WebSocket } from 'ws';
 import type { IncomingMessage } from 'node:http';
@@ -22,6 +23,11 @@ export function attachWebSocket(http: RpcHttpServer, dispatcher: RpcDispatcher, 
     const path = (req.url ?? '/').split('?')[0];
     if (path !== '/') {
       socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    if (!http.allowsOrigin(req)) {
+      o.log('debug', 'websocket upgrade refused: origin not allowed', { origin: req.headers.origin, remote: req.socket.remoteAddress });
+      socket.end('HTTP/1.1 403 Forbidden\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => onConnection(ws, req));

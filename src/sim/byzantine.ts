@@ -2,8 +2,8 @@
  * A byzantine validator for the simulator, with its own wire-level behaviour. It is not a MeshNode: it has
  * no production Network and no Producer. It keeps a production Chain and Mempool (so that the blocks it
  * builds are valid where it wants them valid) and speaks the P2P protocol itself over SimNet connections:
- * it listens on its own address, dials the honest nodes, does the HELLO/AUTH handshake with its own node
- * key, answers the requests honest peers make of any peer (hashes, blocks, transactions, addresses), follows
+ * it listens on its own address, dials the honest nodes, runs the Noise session (src/p2p/noise.ts) with its own
+ * node key, answers the requests honest peers make of any peer (hashes, blocks, transactions, addresses), follows
  * the chain from pushed blocks and its own small sync, and collects pushed transactions.
  *
  * At each slot it owns, the simulator calls `act`, which chooses by the seeded PRNG to
@@ -31,7 +31,7 @@ import { Mempool } from '../mempool/mempool.js';
 import { assembleBlock } from '../producer/producer.js';
 import type { KeyPair } from '../crypto/keyfile.js';
 import { decodeMessage, encodeMessage, MAX_GET_BLOCKS, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../p2p/messages.js';
-import { signAuth, verifyAuth } from '../p2p/handshake.js';
+import { secureSession, sessionIdentity, SessionError, type SessionIdentity } from '../p2p/noise.js';
 import type { Conn, Transport } from '../p2p/transport.js';
 import type { KV } from '../storage/kv.js';
 import type { Clock, TimerHandle } from '../util/clock.js';
@@ -56,12 +56,11 @@ export class ByzantineLedger {
 }
 
 interface WirePeer {
+  /** The sealed connection once the session is up (the raw one before). */
   conn: Conn;
-  challenge: Uint8Array;
   nodeIdHex: string;
-  /** The peer's advertised address (from its HELLO): how the simulator names honest nodes. */
+  /** The peer's advertised address (from its handshake): how the simulator names honest nodes. */
   listen: string;
-  helloOk: boolean;
   ready: boolean;
   closed: boolean;
   headHeight: number;
@@ -90,6 +89,8 @@ export class ByzantineNode {
   readonly #o: ByzantineNodeOptions;
   readonly #limits: Record<number, number>;
   readonly #genesisHash: Uint8Array;
+  /** Its session key for this run, signed by its node key: it speaks the same Noise session as everyone. */
+  readonly #identity: SessionIdentity;
   readonly #peers = new Set<WirePeer>();
   #transport: Transport | undefined;
   #clock: Clock | undefined;
@@ -107,6 +108,7 @@ export class ByzantineNode {
     this.mempool = mempool;
     this.#limits = sizeLimits(o.genesis.params.maxBlockBytes);
     this.#genesisHash = fromHex(chain.genesisHash);
+    this.#identity = sessionIdentity(o.nodeKey, o.rng);
     chain.on('chain:head', ({ connected, disconnected }) => {
       this.#mempoolWork = this.#mempoolWork.then(() => this.mempool.onHeadChange(connected, disconnected)).catch(() => {});
     });
@@ -153,15 +155,32 @@ export class ByzantineNode {
   // ------------------------------------------------------------------ wire
 
   #attach(conn: Conn, dialed?: string): void {
-    const p: WirePeer = { conn, challenge: this.#o.rng.bytes(32), nodeIdHex: '', listen: dialed ?? '', helloOk: false, ready: false, closed: false, headHeight: 0, pending: new Map() };
+    const p: WirePeer = { conn, nodeIdHex: '', listen: dialed ?? '', ready: false, closed: false, headHeight: 0, pending: new Map() };
     this.#peers.add(p);
-    const head = this.chain.head;
-    this.#send(p, {
-      type: MSG.HELLO, version: PROTOCOL_VERSION, chainId: this.#o.genesis.chainId, genesisHash: this.#genesisHash,
-      nodeId: this.#o.nodeKey.publicKey, listen: this.#o.addr, headHeight: head.height, headHash: head.hash, challenge: p.challenge,
-    });
-    conn.onMessage((f) => this.#onFrame(p, f));
     conn.onClose(() => { this.#closed(p); this.#peers.delete(p); });
+    const clock = this.#clock!;
+    secureSession(conn, {
+      initiator: !conn.inbound, identity: this.#identity, random: this.#o.rng, clock, timeoutMs: 5000,
+      hello: () => {
+        const head = this.chain.head;
+        return { version: PROTOCOL_VERSION, chainId: this.#o.genesis.chainId, genesisHash: this.#genesisHash, listen: this.#o.addr, headHeight: head.height, headHash: head.hash };
+      },
+      accept: (r) => {
+        if (r.chainId !== this.#o.genesis.chainId || !bytesEqual(r.genesisHash, this.#genesisHash)) throw new SessionError('wrong_network', 'wrong network', 4001);
+      },
+    }).then((s) => {
+      if (p.closed) return;
+      p.conn = s.conn;
+      p.nodeIdHex = toHex(s.nodeId);
+      p.listen = s.remote.listen || p.listen;
+      p.headHeight = s.remote.headHeight;
+      p.ready = true;
+      s.conn.onClose(() => { this.#closed(p); this.#peers.delete(p); });
+      s.conn.onMessage((f) => this.#onFrame(p, f));
+      const h = this.chain.head;
+      this.#send(p, { type: MSG.STATUS, headHeight: h.height, headHash: h.hash, headSlot: h.slot });
+      if (p.headHeight > h.height) void this.#sync(p);
+    }, () => { this.#closed(p); this.#peers.delete(p); });
   }
 
   #closed(p: WirePeer): void {
@@ -196,23 +215,7 @@ export class ByzantineNode {
     } catch {
       return; // an honest peer never sends one; nothing to learn from it
     }
-    if (!p.ready) {
-      if (m.type === MSG.HELLO && !p.helloOk) {
-        if (m.chainId !== this.#o.genesis.chainId || !bytesEqual(m.genesisHash, this.#genesisHash)) return p.conn.close(4001, 'wrong network');
-        p.nodeIdHex = toHex(m.nodeId);
-        p.listen = m.listen || p.listen;
-        p.headHeight = m.headHeight;
-        p.helloOk = true;
-        this.#send(p, { type: MSG.AUTH, signature: signAuth(this.#o.nodeKey.secretKey, this.#genesisHash, m.challenge, this.#o.nodeKey.publicKey) });
-      } else if (m.type === MSG.AUTH && p.helloOk) {
-        if (!verifyAuth(m.signature, this.#genesisHash, p.challenge, fromHex(p.nodeIdHex))) return p.conn.close(4007, 'bad auth');
-        p.ready = true;
-        const h = this.chain.head;
-        this.#send(p, { type: MSG.STATUS, headHeight: h.height, headHash: h.hash, headSlot: h.slot });
-        if (p.headHeight > h.height) void this.#sync(p);
-      }
-      return;
-    }
+    if (!p.ready) return;
     switch (m.type) {
       case MSG.STATUS:
         p.headHeight = m.headHeight;

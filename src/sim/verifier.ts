@@ -10,7 +10,7 @@
  * different answer, only the repeated computation goes. Each node still calls verifyBatch exactly as in
  * production (and keeps its own SigCache). Bounded: the oldest verdicts are forgotten first.
  */
-import { InlineVerifier, type SignatureVerifier, type VerifyItem } from '../crypto/ed25519.js';
+import { InlineVerifier, type SignatureVerifier, type VerifyItem, type VerifyOptions } from '../crypto/ed25519.js';
 
 const latin1 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1');
 
@@ -21,14 +21,15 @@ export class SharedVerdicts {
   misses = 0;
   constructor(private readonly capacity = 200_000) {}
 
-  async verifyBatch(items: VerifyItem[]): Promise<boolean[]> {
+  async verifyBatch(items: VerifyItem[], opts?: VerifyOptions): Promise<boolean[]> {
+    const strict = opts?.strict === true;
     const out = new Array<boolean>(items.length);
     const keys = new Array<string>(items.length);
     const todo: number[] = [];
     for (let i = 0; i < items.length; i++) {
       const it = items[i]!;
       // Lengths first, so that no two different triples share a key.
-      const k = `${it.signature.length}:${it.publicKey.length}:${latin1(it.signature)}${latin1(it.publicKey)}${latin1(it.message)}`;
+      const k = `${strict ? 's' : 'c'}${it.signature.length}:${it.publicKey.length}:${latin1(it.signature)}${latin1(it.publicKey)}${latin1(it.message)}`;
       keys[i] = k;
       const v = this.#memo.get(k);
       if (v === undefined) todo.push(i);
@@ -36,7 +37,7 @@ export class SharedVerdicts {
     }
     if (todo.length) {
       this.misses += todo.length;
-      const got = await this.#inline.verifyBatch(todo.map((i) => items[i]!));
+      const got = await this.#inline.verifyBatch(todo.map((i) => items[i]!), { strict });
       todo.forEach((i, j) => {
         out[i] = got[j] === true;
         this.#memo.set(keys[i]!, out[i]!);
@@ -50,7 +51,7 @@ export class SharedVerdicts {
   forNode(): SignatureVerifier {
     let closed = false;
     return {
-      verifyBatch: (items) => (closed ? Promise.reject(new Error('verifier is closed')) : this.verifyBatch(items)),
+      verifyBatch: (items, opts) => (closed ? Promise.reject(new Error('verifier is closed')) : this.verifyBatch(items, opts)),
       close: async () => { closed = true; },
     };
   }

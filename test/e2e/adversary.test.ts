@@ -35,7 +35,7 @@ import { makeBlock, signHeader, type Block, type BlockHeader } from '../../src/l
 import { genesisFromJson, type Genesis } from '../../src/ledger/genesis.js';
 import { merkleRoot } from '../../src/ledger/merkle.js';
 import { slotAt, slotStart } from '../../src/ledger/schedule.js';
-import { decodeMessage, encodeMessage, frameMaxBytes, MSG, MAX_GET_BLOCKS } from '../../src/p2p/messages.js';
+import { encodeMessage, frameMaxBytes, MSG, MAX_GET_BLOCKS } from '../../src/p2p/messages.js';
 import { assembleBlock } from '../../src/producer/producer.js';
 import { openMemory } from '../../src/storage/kv.js';
 import { Harness, rpcError, scaled, signTransfer, type KeyInfo, type NodeProc } from '../../harness/proc.js';
@@ -212,8 +212,13 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
       assert.notEqual((await n.rpc('getChainInfo')).headHash, bad.header.hashHex);
     }
     assert.ok(nodes[1]!.logEntries().some((e) => e.msg === 'block failed validation' && e.hash === bad.header.hashHex && e.rule === 'bad_state_root'));
-    // A second, different wrong-root block (same tx, another bogus root) → second penalty → 4007.
-    const bad2 = emptyOn({ height: head.height + 1, slot, parent: head.hash, stateRoot: toHex(randomBytes(32)), signer: byz.secretKey, txs: [tx] });
+    // A second, different wrong-root block (same tx, another bogus root) → second penalty → 4007. It goes on
+    // the head as it is now: on the old head, after the honest chain moved on (a loaded machine, 400 ms slots),
+    // it would be a side block, stored but never applied, so its root would not be checked at all.
+    const slot2 = await waitSlotOf(2);
+    const ci2 = await nodes[1]!.rpc('getChainInfo');
+    const head2 = (await headerAt(nodes[1]!, ci2.height))!;
+    const bad2 = emptyOn({ height: head2.height + 1, slot: slot2, parent: head2.hash, stateRoot: toHex(randomBytes(32)), signer: byz.secretKey, txs: [tx] });
     p.send({ type: MSG.BLOCK, block: bad2.bytes });
     count('bad_state_root');
     const c = await p.waitClosed();
@@ -284,9 +289,7 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
     const q = await WirePeer.connect(direct(1));
     t.after(() => q.terminate());
     let served = 0;
-    q.ws.on('message', (data: Buffer) => {
-      let m;
-      try { m = decodeMessage(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), q.limits); } catch { return; }
+    q.onMessage((m) => {
       if (m.type === MSG.GET_HASHES) q.send({ type: MSG.HASHES, reqId: m.reqId, forkHeight: 0, hashes: atk.slice(0, m.max).map((b) => b.header.hash) });
       if (m.type === MSG.GET_BLOCKS) {
         const blocks = m.hashes.map((x) => byHash.get(toHex(x))).filter((b): b is Block => !!b).map((b) => b.bytes);
@@ -300,8 +303,9 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
     const closed = await Promise.race([q.closed, sleep(scaled(8_000)).then(() => undefined)]);
 
     for (const n of live()) {
-      const ci = await n.rpc('getChainInfo');
-      assert.ok(ci.height < tip.height, `${n.name} did not adopt the attack chain (height ${ci.height})`);
+      // Not "height < the attack tip's": the honest chain goes on growing and may outgrow the attack chain
+      // while the test waits; what must hold is that none of the attack chain's blocks from #K is adopted.
+      assert.notEqual((await headerAt(n, tip.height))?.hash, tip.hashHex, `${n.name} did not adopt the attack chain's tip`);
       const mine = await headerAt(n, K);
       assert.notEqual(mine?.hash, atk[K - 1]!.header.hashHex, `${n.name}: the invalid block is not on the best chain`);
       assert.ok(n.logEntries().some((e) => e.msg === 'block failed validation' && e.hash === atk[K - 1]!.header.hashHex && e.rule === 'bad_state_root'), `${n.name} logged the bad_state_root`);
@@ -340,7 +344,7 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
     p.terminate();
   });
 
-  await t.test('connection flood without handshake: beyond maxPendingPerIp refused (4006); node keeps serving', async (st) => {
+  await t.test('connection flood without handshake: beyond the per-IP limits refused; node keeps serving', async (st) => {
     const n = nodes[0]!;
     const N = 30;
     const socks: WebSocket[] = [];
@@ -354,7 +358,9 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
     const raw: net.Socket[] = [];
     for (let i = 0; i < 100; i++) { const s = net.connect({ host: cluster.proxy.nodes[0]!.ip, port: cluster.proxy.nodes[0]!.port }); s.on('error', () => {}); raw.push(s); }
     count('conn_flood_ws', N); count('conn_flood_tcp', raw.length);
-    const refused = codes.filter((c) => c === 4006).length;
+    // Beyond the per-IP limits a socket is closed at accept, before its upgrade (1006 to the client), or by the
+    // switch as one more pending session from that address (4006).
+    const refused = codes.filter((c) => c === 4006 || c === 1006).length;
     const open = codes.filter((c) => c === -1).length;
     assert.ok(refused >= N - 8, `refused ${refused} of ${N} (codes ${codes.join(',')})`);
     assert.ok(open <= 8, `${open} pending connections stayed open`);
@@ -367,8 +373,11 @@ test('fault and adversary suite: byzantine validator, hostile peers, replays, pe
     p.terminate();
     for (const s of socks) s.terminate();
     for (const s of raw) s.destroy();
-    figures.connFlood = { ws: N, refused4006: refused, pendingKept: open, rawTcp: raw.length };
-    st.diagnostic(`${N} WebSockets: ${refused} refused with 4006, ${open} held as pending; ${raw.length} raw TCP; node serving`);
+    // Positive witness that the node let go of the flood: a new peer from the flooding address is admitted.
+    const back = await h.waitFor(async () => joinAs(0).catch(() => undefined), scaled(15_000), 'a peer from the flooding address is admitted again', live(), 200);
+    back.p.terminate();
+    figures.connFlood = { ws: N, refusedAtAcceptOrSwitch: refused, pendingKept: open, rawTcp: raw.length };
+    st.diagnostic(`${N} WebSockets: ${refused} refused (at accept or 4006), ${open} held as pending; ${raw.length} raw TCP; node serving`);
   });
 
   await t.test('slow reader: disconnected (4009) once its send buffer passes the limit; RSS bounded', async (st) => {

@@ -139,3 +139,30 @@ export async function feedWithOrphans(order: number[], parentOf: (i: number) => 
   }
   return [...waiting.values()].flat();
 }
+
+/**
+ * A transfer signed so that the consensus rule (ZIP-215, cofactored) accepts it and strict RFC 8032
+ * verification does not: R is a point of order 8 and S = k·a, so [S]B − R − [k]A = −R, which only the
+ * cofactor clears. Honest signers never produce one; a block may still include it.
+ */
+export async function nonStandardTransfer(from: KeyPair, to: KeyPair, amount: bigint, nonce: bigint): Promise<Tx> {
+  const ed = await import('@noble/ed25519');
+  const { sha512 } = await import('@noble/hashes/sha2.js');
+  const { decodeTx, txSigningMessage } = await import('../../src/ledger/tx.js');
+  const L = 2n ** 252n + 27742317777372353535851937790883648493n;
+  const T8 = ed.Point.fromHex('c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a');
+  const honest = transfer(from, to, amount, nonce);
+  const { scalar: a, pointBytes: A } = ed.utils.getExtendedPublicKey(from.secretKey);
+  const R = T8.toBytes();
+  const msg = txSigningMessage({ chainId: honest.chainId, from: honest.from, to: honest.to, amount, fee: honest.fee, nonce, memo: honest.memo });
+  const h = sha512(new Uint8Array([...R, ...A, ...msg]));
+  let k = 0n;
+  for (let i = h.length - 1; i >= 0; i--) k = (k << 8n) | BigInt(h[i]!);
+  const S = ed.etc.mod(k * a, L);
+  const sig = new Uint8Array(64);
+  sig.set(R, 0);
+  for (let i = 0, x = S; i < 32; i++, x >>= 8n) sig[32 + i] = Number(x & 0xffn);
+  const bytes = honest.bytes.slice();
+  bytes.set(sig, bytes.length - 64);
+  return decodeTx(bytes);
+}

@@ -5,7 +5,6 @@
  * memory-level chains with real mempools, and RawPeer: a wire-protocol client on such a pipe (the in-process
  * counterpart of WirePeer in p2pnet.ts) for sending exactly the frames a test wants.
  */
-import { randomBytes } from 'node:crypto';
 import { Chain } from '../../src/chain/chain.js';
 import { fromHex } from '../../src/encoding/bytes.js';
 import type { Genesis } from '../../src/ledger/genesis.js';
@@ -14,7 +13,7 @@ import type { KeyPair } from '../../src/crypto/keyfile.js';
 import { decodeMessage, encodeMessage, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../src/p2p/messages.js';
 import { Network, type NetLimits } from '../../src/p2p/network.js';
 import { wireNetwork } from '../../src/node/wiring.js';
-import { signAuth } from '../../src/p2p/handshake.js';
+import { secureSession, sessionIdentity, type SecureConn } from '../../src/p2p/noise.js';
 import type { Conn, Transport } from '../../src/p2p/transport.js';
 import { openMemory, type KV } from '../../src/storage/kv.js';
 import { ManualClock, systemClock } from '../../src/util/clock.js';
@@ -172,34 +171,41 @@ export async function startMemNode(net: MemNet, genesis: Genesis, nodeKey: KeyPa
   };
 }
 
-/** A raw protocol client on a memnet pipe: records what the node sends, sends what the test wants. */
+/** A raw protocol client on a memnet pipe: runs the real session, records what the node sends, sends what the test wants. */
 export class RawPeer {
   readonly received: Message[] = [];
   readonly limits: Record<number, number>;
   closed: [number, string] | undefined;
+  #secure: SecureConn | undefined;
+  readonly #hooks: ((m: Message) => void)[] = [];
 
   private constructor(readonly conn: MemConn, maxBlockBytes: number) {
     this.limits = sizeLimits(maxBlockBytes);
-    conn.onMessage((f) => { this.received.push(decodeMessage(f, this.limits)); });
     conn.onClose((code, reason) => { this.closed = [code, reason]; });
   }
 
-  /** Connect to `url` and complete the handshake as `key` (headHeight 0 at genesis). */
-  static async join(net: MemNet, url: string, key: KeyPair, chain: Chain): Promise<RawPeer> {
+  /** Connect to `url` and complete the session as `key` (stating `head`, default genesis); `onMessage` sees every message. */
+  static async join(net: MemNet, url: string, key: KeyPair, chain: Chain, o: { head?: { height: number; hash: Uint8Array }; onMessage?: (m: Message, p: RawPeer) => void } = {}): Promise<RawPeer> {
     const p = new RawPeer(await net.dial(url), chain.genesis.params.maxBlockBytes);
-    const hello = await p.next(MSG.HELLO);
+    if (o.onMessage) p.#hooks.push((m) => o.onMessage!(m, p));
     const gh = fromHex(chain.genesisHash);
-    p.send({
-      type: MSG.HELLO, version: PROTOCOL_VERSION, chainId: chain.genesis.chainId, genesisHash: gh, nodeId: key.publicKey,
-      listen: '', headHeight: 0, headHash: gh, challenge: new Uint8Array(randomBytes(32)),
+    const s = await secureSession(p.conn, {
+      initiator: true, identity: sessionIdentity(key, systemRandom), random: systemRandom, clock: systemClock, timeoutMs: 10_000,
+      hello: () => ({ version: PROTOCOL_VERSION, chainId: chain.genesis.chainId, genesisHash: gh, listen: '', headHeight: o.head?.height ?? 0, headHash: o.head?.hash ?? gh }),
+      accept: () => {},
     });
-    await p.next(MSG.AUTH);
-    p.send({ type: MSG.AUTH, signature: signAuth(key.secretKey, gh, hello.challenge, key.publicKey) });
-    await p.next(MSG.GET_ADDR); // sent by the node once it considers us ready
+    p.#secure = s.conn;
+    s.conn.onMessage((f) => {
+      const m = decodeMessage(f, p.limits);
+      p.received.push(m);
+      for (const h of p.#hooks) h(m);
+    });
+    s.conn.onClose((code, reason) => { p.closed = [code, reason]; });
+    await p.next(MSG.GET_ADDR); // sent by the node once it admitted us
     return p;
   }
 
-  send(m: Message): void { this.conn.send(encodeMessage(m)); }
+  send(m: Message): void { this.#secure!.send(encodeMessage(m)); }
 
   count(type: number): number { return this.received.filter((m) => m.type === type).length; }
 

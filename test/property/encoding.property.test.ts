@@ -186,3 +186,59 @@ test('property: a str with arbitrary (often invalid) UTF-8 bytes decodes only wh
     }
   }), { numRuns: 20000 });
 });
+
+/**
+ * The MessagePack specification's item sizes, written here independently: the end offset of the item at `p`,
+ * or undefined if the input ends inside it. Recursion is fine: inputs here are short.
+ */
+function refItemEnd(b: Uint8Array, p: number): number | undefined {
+  if (p >= b.length) return undefined;
+  const c = b[p]!;
+  const n = (at: number, k: number): number | undefined => (at + k > b.length ? undefined : [...b.subarray(at, at + k)].reduce((v, x) => v * 256 + x, 0));
+  const items = (start: number, count: number): number | undefined => {
+    let q: number | undefined = start;
+    for (let i = 0; i < count && q !== undefined; i++) q = refItemEnd(b, q);
+    return q;
+  };
+  const sized = (hdr: number, len: number | undefined): number | undefined => (len === undefined || p + hdr + len > b.length ? undefined : p + hdr + len);
+  if (c <= 0x7f || c >= 0xe0 || (c >= 0xc0 && c <= 0xc3)) return p + 1;
+  if (c <= 0x8f) return items(p + 1, 2 * (c & 0x0f));
+  if (c <= 0x9f) return items(p + 1, c & 0x0f);
+  if (c <= 0xbf) return sized(1, c & 0x1f);
+  switch (c) {
+    case 0xc4: case 0xd9: return sized(2, n(p + 1, 1));
+    case 0xc5: case 0xda: return sized(3, n(p + 1, 2));
+    case 0xc6: case 0xdb: return sized(5, n(p + 1, 4));
+    case 0xc7: { const l = n(p + 1, 1); return l === undefined ? undefined : sized(3, l); }
+    case 0xc8: { const l = n(p + 1, 2); return l === undefined ? undefined : sized(4, l); }
+    case 0xc9: { const l = n(p + 1, 4); return l === undefined ? undefined : sized(6, l); }
+    case 0xca: return sized(1, 4);
+    case 0xcb: return sized(1, 8);
+    case 0xcc: case 0xd0: return sized(1, 1);
+    case 0xcd: case 0xd1: return sized(1, 2);
+    case 0xce: case 0xd2: return sized(1, 4);
+    case 0xcf: case 0xd3: return sized(1, 8);
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8: return sized(2, 1 << (c - 0xd4));
+    case 0xdc: { const k = n(p + 1, 2); return k === undefined ? undefined : items(p + 3, k); }
+    case 0xdd: { const k = n(p + 1, 4); return k === undefined || k > b.length ? undefined : items(p + 5, k); }
+    case 0xde: { const k = n(p + 1, 2); return k === undefined ? undefined : items(p + 3, 2 * k); }
+    case 0xdf: { const k = n(p + 1, 4); return k === undefined || k > b.length ? undefined : items(p + 5, 2 * k); }
+  }
+  return undefined;
+}
+
+test('property: malformed means the first MessagePack value is incomplete; non_canonical means it is complete', () => {
+  const bytes = fc.oneof(
+    fc.uint8Array({ minLength: 1, maxLength: 14 }),
+    // Every type byte, followed by a little of anything.
+    fc.tuple(fc.integer({ min: 0, max: 255 }), fc.uint8Array({ maxLength: 10 })).map(([t, rest]) => new Uint8Array([t, ...rest])),
+  );
+  fc.assert(fc.property(bytes, (b) => {
+    let rule = 'ok';
+    try { decodeCanonical(b); } catch (e) { assert.ok(e instanceof EncodingError); rule = e.rule; }
+    const end = refItemEnd(b, 0);
+    if (rule === 'malformed') assert.equal(end, undefined, `malformed, but the specification's parse completes: ${hex(b)}`);
+    if (rule === 'non_canonical') assert.notEqual(end, undefined, `non_canonical, but the value is cut short: ${hex(b)}`);
+    if (rule === 'ok') assert.equal(end, b.length);
+  }), { numRuns: 50000 });
+});

@@ -127,8 +127,6 @@ function headerShape(h: BlockHeader): string | null {
 }
 
 const MESSAGE_FIELDS: Record<number, Record<string, 'uint' | 'hash' | 'sig' | 'bytes' | 'str' | 'hashes' | 'byteList' | 'strList'>> = {
-  [MSG.HELLO]: { version: 'uint', chainId: 'str', genesisHash: 'hash', nodeId: 'hash', listen: 'str', headHeight: 'uint', headHash: 'hash', challenge: 'hash' },
-  [MSG.AUTH]: { signature: 'sig' },
   [MSG.STATUS]: { headHeight: 'uint', headHash: 'hash', headSlot: 'uint' },
   [MSG.TXS]: { txs: 'byteList' },
   [MSG.INV_TX]: { ids: 'hashes' },
@@ -471,8 +469,6 @@ const blockArb: fc.Arbitrary<Block> = fc.record({
 const smallBytes = fc.uint8Array({ maxLength: 48 });
 const hashes = (max: number) => fc.array(hash32, { maxLength: max });
 const messageArb: fc.Arbitrary<Message> = fc.oneof(
-  fc.record({ type: fc.constant(MSG.HELLO), version: safeUintArb, chainId: fc.string({ maxLength: 64 }), genesisHash: hash32, nodeId: hash32, listen: fc.string({ maxLength: 120 }), headHeight: safeUintArb, headHash: hash32, challenge: hash32 }),
-  fc.record({ type: fc.constant(MSG.AUTH), signature: fc.uint8Array({ minLength: 64, maxLength: 64 }) }),
   fc.record({ type: fc.constant(MSG.STATUS), headHeight: safeUintArb, headHash: hash32, headSlot: safeUintArb }),
   fc.record({ type: fc.constant(MSG.TXS), txs: fc.array(fc.oneof(smallBytes, txArb.map((t) => t.bytes)), { maxLength: 3 }) }),
   fc.record({ type: fc.constant(MSG.INV_TX), ids: hashes(4) }),
@@ -776,10 +772,15 @@ test('P2P frames: non-canonical spellings of a valid frame are refused (one fram
 
 // ---- (d) huge declared lengths --------------------------------------------------------------------------
 
-/** Run `fn` and return its best time of up to 3 tries (a time bound on a shared machine must not flake on one GC pause). */
+/**
+ * Run `fn` and return its best time of up to 3 tries. The bound (BOUND_MS) is far above a refusal's cost
+ * (microseconds) and far below what honouring a declared length would take (allocating or walking up to 4 GiB:
+ * seconds): it separates the two on a loaded 2-core machine, where 50 ms was once exceeded by scheduling alone.
+ */
+const BOUND_MS = 500;
 function timed(fn: () => void): number {
   let best = Infinity;
-  for (let i = 0; i < 3 && best >= 50; i++) {
+  for (let i = 0; i < 3 && best >= BOUND_MS / 10; i++) {
     const t0 = performance.now();
     fn();
     best = Math.min(best, performance.now() - t0);
@@ -799,10 +800,10 @@ function assertFastTyped(kind: Kind, b: Uint8Array): void {
     ok = v === undefined;
   });
   assert.ok(ok, `decode ${kind} accepted ${hex(b).slice(0, 200)}`);
-  assert.ok(ms < 50, `decode ${kind} took ${ms.toFixed(1)} ms on a ${b.length}-byte input claiming a huge length: ${hex(b).slice(0, 80)}…`);
+  assert.ok(ms < BOUND_MS, `decode ${kind} took ${ms.toFixed(1)} ms on a ${b.length}-byte input claiming a huge length: ${hex(b).slice(0, 80)}…`);
 }
 
-test('(d) huge declared lengths: every header claiming up to 4 GiB, alone or behind each object prefix, is refused within 50 ms', () => {
+test('(d) huge declared lengths: every header claiming up to 4 GiB, alone or behind each object prefix, is refused at once (under 0.5 s)', () => {
   // Fewer bytes than any 16-bit length can claim, so no header in the table can be satisfied.
   const filler = new Uint8Array(60_000).fill(0xc0);
   for (const h of HUGE_HEADERS) {
@@ -815,7 +816,7 @@ test('(d) huge declared lengths: every header claiming up to 4 GiB, alone or beh
   }
 });
 
-test('(d) huge declared lengths spliced into valid encodings of every object are refused within 50 ms', () => {
+test('(d) huge declared lengths spliced into valid encodings of every object are refused at once (under 0.5 s)', () => {
   const objects = fc.oneof(
     txArb.map((x) => ['tx', x.bytes] as const),
     headerArb.map((x) => ['header', x.bytes] as const),

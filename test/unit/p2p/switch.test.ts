@@ -8,11 +8,11 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { fromHex, toHex } from '../../../src/encoding/bytes.js';
 import { AddrBook } from '../../../src/p2p/addrbook.js';
 import type { NetEvents } from '../../../src/p2p/events.js';
-import { Handshake, signAuth } from '../../../src/p2p/handshake.js';
+import { SessionPolicy } from '../../../src/p2p/handshake.js';
+import { secureSession, sessionIdentity, type SecureConn } from '../../../src/p2p/noise.js';
 import { resolveLimits } from '../../../src/p2p/limits.js';
 import { decodeMessage, encodeMessage, MSG, PROTOCOL_VERSION, sizeLimits, type Message } from '../../../src/p2p/messages.js';
 import type { Peer } from '../../../src/p2p/peer.js';
@@ -64,13 +64,13 @@ async function rig(reactors: Reactor[]): Promise<Rig> {
     db, clock: systemClock, log: silentLogger, emit, nodeIdHex, limits,
     disconnect: (p, code, reason) => sw.disconnect(p, code, reason), peerById: (id) => sw.peerById(id),
   });
-  const handshake = new Handshake({
-    chainId: CHAIN_ID, genesisHash: GENESIS_HASH, nodeKey, random: systemRandom,
-    head: () => ({ height: 0, hash: fromHex(GENESIS_HASH) }), listenUrl: (): string => sw.listenUrl, isBanned: (id) => scoring.isBanned(id),
+  const sessions = new SessionPolicy({
+    chainId: CHAIN_ID, genesisHash: GENESIS_HASH, identity: sessionIdentity(nodeKey, systemRandom), random: systemRandom, clock: systemClock,
+    timeoutMs: 5000, head: () => ({ height: 0, hash: fromHex(GENESIS_HASH) }), listenUrl: (): string => sw.listenUrl, isBanned: (id) => scoring.isBanned(id),
   });
   const sw: Switch = new Switch({
     transport: net.transport(), clock: systemClock, random: systemRandom, log: silentLogger, emit, nodeIdHex, limits,
-    addrBook: new AddrBook(db), scoring, handshake,
+    addrBook: new AddrBook(db), scoring, sessions,
   });
   for (const r of reactors) sw.register(r);
   const a = await sw.listen('127.0.0.1', 0);
@@ -78,24 +78,23 @@ async function rig(reactors: Reactor[]): Promise<Rig> {
   return { sw, net, url: sw.listenUrl, events, stop: async () => { await sw.stop(); await db.close(); } };
 }
 
-/** A wire client that completes the handshake as `label`; frames it receives are decoded with every codec type. */
-async function join(r: Rig, label: string): Promise<{ conn: MemConn; id: string; received: Message[]; closed: () => [number, string] | undefined }> {
+/** A wire client that completes the session as `label`; frames it receives are decoded with every codec type. */
+async function join(r: Rig, label: string): Promise<{ conn: SecureConn; id: string; received: Message[]; closed: () => [number, string] | undefined }> {
   const key = testKey(label);
-  const conn = await r.net.dial(r.url);
+  const raw: MemConn = await r.net.dial(r.url);
   const received: Message[] = [];
   let closed: [number, string] | undefined;
-  conn.onMessage((f) => received.push(decodeMessage(f, ALL)));
-  conn.onClose((code, reason) => { closed = [code, reason]; });
-  const hello = (await until(() => received.find((m): m is Extract<Message, { type: typeof MSG.HELLO }> => m.type === MSG.HELLO), 5000, 'HELLO'))!;
   const gh = fromHex(GENESIS_HASH);
-  conn.send(encodeMessage({
-    type: MSG.HELLO, version: PROTOCOL_VERSION, chainId: CHAIN_ID, genesisHash: gh, nodeId: key.publicKey,
-    listen: '', headHeight: 0, headHash: gh, challenge: new Uint8Array(randomBytes(32)),
-  }));
-  conn.send(encodeMessage({ type: MSG.AUTH, signature: signAuth(key.secretKey, gh, hello.challenge, key.publicKey) }));
+  const s = await secureSession(raw, {
+    initiator: true, identity: sessionIdentity(key, systemRandom), random: systemRandom, clock: systemClock, timeoutMs: 5000,
+    hello: () => ({ version: PROTOCOL_VERSION, chainId: CHAIN_ID, genesisHash: gh, listen: '', headHeight: 0, headHash: gh }),
+    accept: () => {},
+  });
+  s.conn.onMessage((f) => received.push(decodeMessage(f, ALL)));
+  s.conn.onClose((code, reason) => { closed = [code, reason]; });
   const id = toHex(key.publicKey);
   await until(() => r.sw.readyPeers().some((p) => p.nodeIdHex === id), 5000, `${label} ready`);
-  return { conn, id, received, closed: () => closed };
+  return { conn: s.conn, id, received, closed: () => closed };
 }
 
 const inv = (n: number): Message => ({ type: MSG.INV_TX, ids: Array.from({ length: n }, () => new Uint8Array(32)) });
@@ -199,7 +198,6 @@ test('a message type can be registered by one reactor only', async () => {
   const r = await rig([new Recorder('first', [{ type: MSG.INV_TX, maxBytes: 100 }])]);
   try {
     assert.throws(() => r.sw.register(new Recorder('second', [{ type: MSG.INV_TX, maxBytes: 100 }])), /already registered/);
-    assert.throws(() => r.sw.register(new Recorder('hello', [{ type: MSG.HELLO, maxBytes: 100 }])), /already registered/, 'the session owns HELLO');
   } finally {
     await r.stop();
   }
