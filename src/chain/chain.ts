@@ -149,6 +149,33 @@ export class Chain extends TypedEmitter<ChainEvents> {
   getBlock(hashHex: string): Promise<Block | undefined> { return this.#store.getBlock(hashHex); }
 
   /**
+   * The block tree between two heights (inclusive), every branch: each indexed block with whether it is on
+   * the best chain and the rule it broke if it was found invalid; lowest height first, at most `limit`
+   * blocks (`truncated` when more were there). From memory only (the block index), for explorers.
+   */
+  blockTree(fromHeight: number, toHeight: number, limit: number): { blocks: { entry: BlockEntry; best: boolean; invalid: string | undefined }[]; truncated: boolean } {
+    const blocks: { entry: BlockEntry; best: boolean; invalid: string | undefined }[] = [];
+    for (let height = Math.max(0, fromHeight); height <= toHeight; height++) {
+      for (const entry of this.#index.atHeight(height)) {
+        if (blocks.length === limit) return { blocks, truncated: true };
+        blocks.push({ entry, best: this.#index.bestAt(height) === entry.hashHex, invalid: this.#index.invalidRule(entry.hashHex) });
+      }
+    }
+    return { blocks, truncated: false };
+  }
+
+  /** The best chain's blocks whose slot is ≥ `minSlot`, newest first, at most `limit` (from memory). */
+  bestSince(minSlot: number, limit: number): BlockEntry[] {
+    const out: BlockEntry[] = [];
+    for (let height = this.#head.height; height > 0 && out.length < limit; height--) {
+      const e = this.#index.get(defined(this.#index.bestAt(height), () => `best chain has no block at height ${height}`));
+      if (!e || e.slot < minSlot) break;
+      out.push(e);
+    }
+    return out;
+  }
+
+  /**
    * The stored encodings of indexed blocks, in order (undefined for unknown ones), read in one go without
    * decoding: what a node serving sync sends.
    */
