@@ -43,6 +43,7 @@ function leaveView() {
 
 async function route() {
   leaveView();
+  fill($('search-msg'));
   const [name = '', ...rest] = location.hash.replace(/^#\/?/, '').split('/');
   const arg = decodeURIComponent(rest.join('/'));
   const view = ROUTES[name];

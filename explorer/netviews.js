@@ -110,7 +110,7 @@ export async function peersView(root, ctx) {
     const [peers, bans] = await Promise.all([ctx.rpc.call('getPeers'), ctx.rpc.call('getBans')]);
     fill(peersBox, peers.length === 0 ? h('p', { class: 'muted' }, 'No peers (or P2P is off on this node).') :
       table(['Node id', 'Address', 'Direction', 'Head', 'Score', 'Connected', 'In', 'Out'], peers.map((/** @type {any} */ p) => [
-        h('code', { title: p.nodeId }, short(p.nodeId, 6)), h('code', null, p.address), badge(p.direction, p.direction === 'inbound' ? 'in' : 'out'),
+        h('code', { title: p.nodeId }, short(p.nodeId, 6)), h('code', null, p.address), badge(p.direction),
         [heightLink(p.headHeight), ' ', blockLink(p.headHash, short(p.headHash, 4))], h('span', { class: p.score < 0 ? 'bad' : '' }, String(p.score)),
         time(p.connectedAt), bytes(p.bytesIn), bytes(p.bytesOut),
       ]), { class: 'peers' }));

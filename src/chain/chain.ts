@@ -22,6 +22,10 @@
  * node to stop. A block that breaks a rule (RuleError) is bad input, not a violation: it is rejected.
  *
  * Concurrency: mutating public methods take the mutex (#mutate); private # methods assume it is held.
+ *
+ * Longer than 500 lines because block addition, the head switch and their failure paths (most of the file)
+ * share the class's private state with the queries; the queries are one-line delegations to the index and
+ * the store, the part that could move out (as src/rpc/views.ts builds explorers' views on them).
  */
 import { bytesEqual, toHex } from '../encoding/bytes.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
@@ -146,34 +150,9 @@ export class Chain extends TypedEmitter<ChainEvents> {
   entry(hashHex: string): BlockEntry | undefined { return this.#index.get(hashHex); }
   mainHashAt(height: number): string | undefined { return this.#index.bestAt(height); }
   isOnMain(hashHex: string): boolean { return this.#index.isOnBest(hashHex); }
+  /** The indexed blocks at `height` on every branch, valid or not (an explorer's block tree). */
+  blocksAt(height: number): BlockEntry[] { return this.#index.atHeight(height); }
   getBlock(hashHex: string): Promise<Block | undefined> { return this.#store.getBlock(hashHex); }
-
-  /**
-   * The block tree between two heights (inclusive), every branch: each indexed block with whether it is on
-   * the best chain and the rule it broke if it was found invalid; lowest height first, at most `limit`
-   * blocks (`truncated` when more were there). From memory only (the block index), for explorers.
-   */
-  blockTree(fromHeight: number, toHeight: number, limit: number): { blocks: { entry: BlockEntry; best: boolean; invalid: string | undefined }[]; truncated: boolean } {
-    const blocks: { entry: BlockEntry; best: boolean; invalid: string | undefined }[] = [];
-    for (let height = Math.max(0, fromHeight); height <= toHeight; height++) {
-      for (const entry of this.#index.atHeight(height)) {
-        if (blocks.length === limit) return { blocks, truncated: true };
-        blocks.push({ entry, best: this.#index.bestAt(height) === entry.hashHex, invalid: this.#index.invalidRule(entry.hashHex) });
-      }
-    }
-    return { blocks, truncated: false };
-  }
-
-  /** The best chain's blocks whose slot is ≥ `minSlot`, newest first, at most `limit` (from memory). */
-  bestSince(minSlot: number, limit: number): BlockEntry[] {
-    const out: BlockEntry[] = [];
-    for (let height = this.#head.height; height > 0 && out.length < limit; height--) {
-      const e = this.#index.get(defined(this.#index.bestAt(height), () => `best chain has no block at height ${height}`));
-      if (!e || e.slot < minSlot) break;
-      out.push(e);
-    }
-    return out;
-  }
 
   /**
    * The stored encodings of indexed blocks, in order (undefined for unknown ones), read in one go without

@@ -9,7 +9,7 @@ import { encodeAddress } from '../encoding/address.js';
 import { toHex } from '../encoding/bytes.js';
 import { txToJson } from '../ledger/json.js';
 import { proposerFor, proposerIndex, slotAt } from '../ledger/schedule.js';
-import type { Chain, ReorgEvent } from '../chain/chain.js';
+import type { BlockEntry, Chain, ReorgEvent } from '../chain/chain.js';
 import type { Mempool } from '../mempool/mempool.js';
 
 /** The reorgs this node went through, newest last, at most `max` (kept in memory since start). */
@@ -56,13 +56,41 @@ export async function blockSummaries(chain: Chain, toHeight: number, count: numb
 /** Most blocks one getBlockTree answer lists (a byzantine validator can sign many blocks for its slot). */
 export const TREE_MAX_BLOCKS = 2048;
 
+/**
+ * The block tree between two heights (inclusive), every branch: each indexed block, whether it is on the
+ * best chain, and the rule it broke if it was found invalid; lowest height first, at most `limit` blocks
+ * (`truncated` when more were there). From the chain's in-memory index only.
+ */
+export function treeBlocks(chain: Chain, fromHeight: number, toHeight: number, limit: number) {
+  const blocks: { entry: BlockEntry; best: boolean; invalid: string | undefined }[] = [];
+  for (let height = Math.max(0, fromHeight); height <= toHeight; height++) {
+    for (const entry of chain.blocksAt(height)) {
+      if (blocks.length === limit) return { blocks, truncated: true };
+      blocks.push({ entry, best: chain.mainHashAt(height) === entry.hashHex, invalid: chain.isInvalid(entry.hashHex) });
+    }
+  }
+  return { blocks, truncated: false };
+}
+
+/** The best chain's blocks whose slot is ≥ `minSlot`, newest first, at most `limit` (from memory). */
+export function bestSince(chain: Chain, minSlot: number, limit: number): BlockEntry[] {
+  const out: BlockEntry[] = [];
+  for (let height = chain.head.height; height > 0 && out.length < limit; height--) {
+    const hash = chain.mainHashAt(height);
+    const e = hash === undefined ? undefined : chain.entry(hash);
+    if (!e || e.slot < minSlot) break;
+    out.push(e);
+  }
+  return out;
+}
+
 /** The block tree of the last `depth` heights (every branch) and the reorgs this node saw. */
 export function blockTree(chain: Chain, depth: number, reorgs: ReorgLog | undefined) {
   const head = chain.head;
   // Side branches can be longer than the best chain only while invalid; show a few heights above the head.
   const toHeight = head.height + 8;
   const fromHeight = Math.max(0, head.height - depth + 1);
-  const { blocks, truncated } = chain.blockTree(fromHeight, toHeight, TREE_MAX_BLOCKS);
+  const { blocks, truncated } = treeBlocks(chain, fromHeight, toHeight, TREE_MAX_BLOCKS);
   const g = chain.genesis;
   return {
     headHeight: head.height, headHash: head.hashHex, fromHeight,
@@ -91,7 +119,7 @@ export async function validatorStats(chain: Chain, now: number, slots: number) {
   const clockSlot = slotAt(g, now);
   const toSlot = Math.max(head.slot, clockSlot - 1, 1);
   const fromSlot = Math.max(1, toSlot - slots + 1);
-  const best = chain.bestSince(fromSlot, toSlot - fromSlot + 1);
+  const best = bestSince(chain, fromSlot, toSlot - fromSlot + 1);
   const bySlot = new Map(best.map((e) => [e.slot, e]));
   const stats = g.validators.map((pk, index) => ({
     address: encodeAddress(pk), index, scheduled: scheduledIn(fromSlot, toSlot, index, n), produced: 0, missed: 0,

@@ -13,7 +13,7 @@ import { SigCache } from '../../../src/crypto/sigcache.js';
 import { Mempool } from '../../../src/mempool/mempool.js';
 import { createHandlers } from '../../../src/rpc/methods.js';
 import { RpcDispatcher } from '../../../src/rpc/server.js';
-import { ReorgLog, scheduledIn } from '../../../src/rpc/views.js';
+import { ReorgLog, scheduledIn, treeBlocks } from '../../../src/rpc/views.js';
 import { wireReorgLog } from '../../../src/node/wiring.js';
 import { loadSchema } from '../../../src/util/schemas.js';
 import { ManualClock } from '../../../src/util/clock.js';
@@ -84,12 +84,13 @@ test('getBlockTree: every branch of the last heights, statuses, the reorg this n
   for (const depth of [0, 257, 1.5, '3']) assert.equal((await call('getBlockTree', { depth })).error?.code, -32602, `depth ${depth}`);
 });
 
-test('getBlockTree lists at most 2048 blocks and says so', async () => {
+test('getBlockTree lists at most its limit of blocks and says so', async () => {
   const { chain } = await setup();
-  const { blocks, truncated } = chain.blockTree(0, 100, 3);
+  const { blocks, truncated } = treeBlocks(chain, 0, 100, 3);
   assert.equal(blocks.length, 3);
   assert.equal(truncated, true);
-  assert.equal(chain.blockTree(0, 100, 100).truncated, false);
+  assert.equal(treeBlocks(chain, 0, 100, 100).truncated, false);
+  assert.equal(treeBlocks(chain, 0, 100, 7).truncated, false, 'exactly the limit is not truncated');
 });
 
 test('getValidatorStats: scheduled, produced and missed per validator over the window, and the recent slots', async () => {
