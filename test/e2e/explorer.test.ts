@@ -103,7 +103,6 @@ test('the explorer in Chromium: views, live updates, search, escaping, and a par
   const tLive = Date.now();
   await page.waitForFunction((h0) => Number(document.getElementById('head-height')?.textContent) > h0 && Number(document.querySelector('#recent-blocks tbody tr td')?.textContent) > h0, shownHead, { timeout: scaled(10_000) });
   t.diagnostic(`live update: head ${shownHead} → ${await text('#head-height')} on the page ${Date.now() - tLive} ms later, no reload`);
-  await shot('overview');
 
   // ---- search: height, block hash, transaction id, address
   const search = async (q: string, hash: RegExp) => {
@@ -192,6 +191,9 @@ test('the explorer in Chromium: views, live updates, search, escaping, and a par
   assert.ok(await page.locator('#forks-reorgs table.reorgs tbody tr').count() >= 1, 'the reorg is listed');
   t.diagnostic(`after the heal (${((Date.now() - tHeal) / 1000).toFixed(1)} s): ${drawn.length} side block(s) drawn (${sideBefore} before the partition), reorg depth ${tree.reorgs.at(-1).depth} marked, live on the open page`);
   await shot('forks');
+  await go('#/', '#overview-fork-svg');
+  await page.waitForSelector(`#overview-fork-svg g.block.side[data-hash="${ownTip.hash}"]`, { timeout: scaled(10_000) });
+  await shot('overview');
 
   assert.deepEqual(problems, [], 'no page error, failed request, CSP complaint or dialog');
   const heights = (await heads(nodes)).map((x) => x.height);
