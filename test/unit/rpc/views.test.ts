@@ -17,8 +17,8 @@ import { ReorgLog, scheduledIn, treeBlocks } from '../../../src/rpc/views.js';
 import { wireReorgLog } from '../../../src/node/wiring.js';
 import { loadSchema } from '../../../src/util/schemas.js';
 import { ManualClock } from '../../../src/util/clock.js';
-import { GENESIS_TIME, openTestChain, transfer } from '../../helpers/fixtures.js';
-import { V, alice, bob, carol, genesis, grow, replay } from '../chain/common.js';
+import { GENESIS_TIME, buildBlock, openTestChain, transfer } from '../../helpers/fixtures.js';
+import { V, alice, bob, carol, genesis, grow, replay, resign } from '../chain/common.js';
 
 async function setup() {
   // The clock in slot 20: blocks up to slot 20 are not from the future, and the stats window ends at 19.
@@ -191,4 +191,15 @@ test('getMempoolContent: the order blocks take them, power-of-two fee buckets; s
   assert.equal((await result('getMempoolContent', { limit: 100 })).transactions[2].memo, '<script>alert(1)</script>');
   assert.deepEqual(await result('getSyncStatus'), { syncing: false, height: chain.head.height, target: chain.head.height, peers: 0 });
   assert.deepEqual(await result('getBans'), []);
+});
+
+test('getBlockTree marks a block found invalid (and shows it above the head it failed to become)', async () => {
+  const { chain, result } = await setup();
+  const good = await buildBlock(chain, V, chain.head.slot + 1);
+  const bad = resign(good, { stateRoot: new Uint8Array(32).fill(7) });
+  await assert.rejects(chain.addBlock(bad), (e: any) => e.rule === 'bad_state_root');
+  const tree = await result('getBlockTree', { depth: 3 });
+  const b = tree.blocks.find((x: any) => x.hash === bad.header.hashHex);
+  assert.deepEqual({ status: b.status, rule: b.rule, height: b.height }, { status: 'invalid', rule: 'bad_state_root', height: 5 });
+  assert.equal(tree.headHeight, 4);
 });
