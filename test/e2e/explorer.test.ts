@@ -53,12 +53,13 @@ test('the explorer in Chromium: views, live updates, search, escaping, and a par
 
   // The browser starts while the nodes do (both take seconds on this machine).
   const profile = mkdtempSync(path.join(os.tmpdir(), 'explorer-chromium-'));
-  t.after(() => rmSync(profile, { recursive: true, force: true }));
-  const [nodes, context] = await Promise.all([
-    cluster.startAll(),
-    chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } }),
-  ]);
-  t.after(() => context.close());
+  const launching = chromium.launchPersistentContext(profile, { executablePath: CHROMIUM, headless: true, args: CHROMIUM_ARGS, viewport: { width: 1280, height: 900 } });
+  // One hook, in this order: the browser is gone before its profile is removed (it writes there until it exits).
+  t.after(async () => {
+    await launching.then((c) => c.close(), () => {});
+    rmSync(profile, { recursive: true, force: true, maxRetries: 5, retryDelay: 200 });
+  });
+  const [nodes, context] = await Promise.all([cluster.startAll(), launching]);
   await Promise.all(nodes.map((n) => waitNodeId(n)));
   await h.waitFor(() => agreement(nodes, 3), scaled(30_000), 'all 4 agree at height ≥ 3', nodes, 200);
   t.diagnostic(`4 validators and Chromium up in ${((Date.now() - t0) / 1000).toFixed(1)} s`);
