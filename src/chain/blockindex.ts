@@ -18,6 +18,8 @@ export class BlockIndex {
   /** Stored blocks found invalid → the rule they broke ('invalid_parent' for their descendants). */
   readonly #invalid = new Map<string, string>();
   readonly #bySlot = new Map<number, string[]>();
+  /** Every indexed block by height, any branch (read by explorers: the block tree of recent heights). */
+  readonly #byHeight = new Map<number, string[]>();
   /** Best-chain hashes by height, genesis to head. */
   #best: string[] = [];
 
@@ -61,6 +63,9 @@ export class BlockIndex {
 
   #link(e: BlockEntry): void {
     this.#entries.set(e.hashHex, e);
+    const level = this.#byHeight.get(e.height);
+    if (level) level.push(e.hashHex);
+    else this.#byHeight.set(e.height, [e.hashHex]);
     if (e.height > 0) {
       let kids = this.#children.get(e.parentHex);
       if (!kids) this.#children.set(e.parentHex, (kids = new Set()));
@@ -88,6 +93,17 @@ export class BlockIndex {
       if (rest.length) this.#bySlot.set(e.slot, rest);
       else this.#bySlot.delete(e.slot);
     }
+    const level = this.#byHeight.get(e.height);
+    if (level) {
+      const rest = level.filter((x) => x !== e.hashHex);
+      if (rest.length) this.#byHeight.set(e.height, rest);
+      else this.#byHeight.delete(e.height);
+    }
+  }
+
+  /** The indexed blocks at `height` on every branch (valid or not), in the order they were indexed. */
+  atHeight(height: number): BlockEntry[] {
+    return (this.#byHeight.get(height) ?? []).map((h) => defined(this.#entries.get(h), () => `block ${h} at height ${height} is not indexed`));
   }
 
   #allInvalid(kids: ReadonlySet<string> | undefined): boolean {

@@ -22,6 +22,10 @@
  * node to stop. A block that breaks a rule (RuleError) is bad input, not a violation: it is rejected.
  *
  * Concurrency: mutating public methods take the mutex (#mutate); private # methods assume it is held.
+ *
+ * Longer than 500 lines because block addition, the head switch and their failure paths (most of the file)
+ * share the class's private state with the queries; the queries are one-line delegations to the index and
+ * the store, the part that could move out (as src/rpc/views.ts builds explorers' views on them).
  */
 import { bytesEqual, toHex } from '../encoding/bytes.js';
 import { InlineVerifier, type SignatureVerifier } from '../crypto/ed25519.js';
@@ -146,6 +150,8 @@ export class Chain extends TypedEmitter<ChainEvents> {
   entry(hashHex: string): BlockEntry | undefined { return this.#index.get(hashHex); }
   mainHashAt(height: number): string | undefined { return this.#index.bestAt(height); }
   isOnMain(hashHex: string): boolean { return this.#index.isOnBest(hashHex); }
+  /** The indexed blocks at `height` on every branch, valid or not (an explorer's block tree). */
+  blocksAt(height: number): BlockEntry[] { return this.#index.atHeight(height); }
   getBlock(hashHex: string): Promise<Block | undefined> { return this.#store.getBlock(hashHex); }
 
   /**

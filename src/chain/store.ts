@@ -249,7 +249,7 @@ export class ChainStore {
         block ??= await blockAt(height);
         const tx = block?.txs[index];
         if (!block || !tx || !bytesEqual(dir === 0 ? tx.from : tx.to, publicKey)) continue;
-        entries.push({ height, index, direction: dir === 0 ? 'sent' : 'received', blockHash: block.header.hashHex, tx });
+        entries.push({ height, index, direction: dir === 0 ? 'sent' : 'received', blockHash: block.header.hashHex, timestamp: block.header.timestamp, tx });
       }
     }
     return { entries, next: more && last ? last : null };

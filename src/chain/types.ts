@@ -30,6 +30,8 @@ export interface HistoryEntry {
   index: number;
   direction: 'sent' | 'received';
   blockHash: string;
+  /** The block's timestamp (ms since the Unix epoch). */
+  timestamp: number;
   tx: Tx;
 }
 

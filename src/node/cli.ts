@@ -114,11 +114,12 @@ export const COMMANDS: Record<string, Command> = {
   --rpc-rate   JSON-RPC requests per second allowed per client IP, burst twice that (default 2000)
   --rpc-cors   the one web origin (e.g. https://wallet.example) whose pages may call JSON-RPC and open its
                WebSocket, or * for any; default none: only non-browser clients and pages this node serves
-  --no-metrics do not serve Prometheus metrics at GET /metrics on the --rpc port (served by default)`,
+  --no-metrics do not serve Prometheus metrics at GET /metrics on the --rpc port (served by default)
+  --no-explorer do not serve the block explorer page at GET /explorer on the --rpc port (served by default)`,
     options: {
       datadir: { type: 'string' }, genesis: { type: 'string' }, key: { type: 'string' }, p2p: { type: 'string' },
       rpc: { type: 'string' }, bootnodes: { type: 'string' }, advertise: { type: 'string' },
-      'verify-threads': { type: 'string' }, 'verify-nice': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'rpc-cors': { type: 'string' }, 'no-metrics': { type: 'boolean' }, ...LOG_OPTS,
+      'verify-threads': { type: 'string' }, 'verify-nice': { type: 'string' }, 'rpc-rate': { type: 'string' }, 'rpc-cors': { type: 'string' }, 'no-metrics': { type: 'boolean' }, 'no-explorer': { type: 'boolean' }, ...LOG_OPTS,
     },
     async run(v) {
       const datadir = required(v, 'datadir');
@@ -137,10 +138,12 @@ export const COMMANDS: Record<string, Command> = {
       if (v['rpc-rate'] !== undefined) { const r = intFlag(v, 'rpc-rate', 1); rpcLimits.ratePerSec = r; rpcLimits.rateBurst = 2 * r; }
       if (v['rpc-cors'] !== undefined) rpcLimits.cors = corsOrigin(v['rpc-cors'] as string);
       const metrics = v['no-metrics'] !== true;
-      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise, verifyThreads, verifyNice, rpcLimits, metrics, processMetrics: metrics }, { log });
+      const explorer = v['no-explorer'] !== true;
+      const node = await MeshNode.start({ datadir, genesis, key, rpc, p2p, bootnodes, advertise, verifyThreads, verifyNice, rpcLimits, metrics, processMetrics: metrics, explorer }, { log });
+      const rpcUrl = node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null;
       log.info('node started', {
         datadir, chainId: genesis.chainId, genesisHash: node.chain.genesisHash, height: node.chain.head.height,
-        validator: key?.address ?? null, rpc: node.rpcAddress ? `http://${node.rpcAddress.host}:${node.rpcAddress.port}` : null,
+        validator: key?.address ?? null, rpc: rpcUrl, explorer: rpcUrl && explorer ? `${rpcUrl}/explorer` : null,
       });
       if (node.network) log.info('p2p started', { nodeId: node.network.nodeIdHex, listen: node.network.listenUrl || null, bootnodes });
       // A chain that halts on a failed invariant stops the node itself; the process then exits with 70 (EX_SOFTWARE).

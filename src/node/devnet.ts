@@ -80,6 +80,7 @@ export async function runDevnet(o: DevnetOptions): Promise<number> {
   keys    ${keysDir} (validator-*.json, faucet.json)
   faucet  ${faucet.address} holds ${genesis.alloc.find((a) => Buffer.from(a.publicKey).equals(Buffer.from(faucet.publicKey)))?.amount ?? 0n} minor units
 ${lines.join('\n')}
+  explorer http://127.0.0.1:${o.rpcPort}/explorer  (open it in a browser: blocks, forks, validators, peers, live)
   try:    curl -s -d '{"jsonrpc":"2.0","id":1,"method":"getChainInfo"}' -H 'content-type: application/json' http://127.0.0.1:${o.rpcPort}/
 Ctrl-C stops the devnet; run it again to resume the same chain.`);
 

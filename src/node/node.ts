@@ -16,6 +16,8 @@ import { RpcDispatcher, RpcHttpServer } from '../rpc/server.js';
 import { createHandlers } from '../rpc/methods.js';
 import { Subscriptions } from '../rpc/subscriptions.js';
 import { attachWebSocket } from '../rpc/ws.js';
+import { loadExplorerFiles, serveExplorer } from '../rpc/explorer.js';
+import { ReorgLog } from '../rpc/views.js';
 import { LruMap } from '../util/lru.js';
 import { TokenBucket } from '../util/ratelimit.js';
 import { readFile, writeFile } from 'node:fs/promises';
@@ -33,7 +35,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { blockCandidates, Producer } from '../producer/producer.js';
 import { NodeMetrics } from '../metrics/metrics.js';
 import type { InvariantViolation } from '../util/assert.js';
-import { wireMetrics, wireNetwork, wireSubscriptions } from './wiring.js';
+import { wireMetrics, wireNetwork, wireReorgLog, wireSubscriptions } from './wiring.js';
 import { proposerFor, slotAt } from '../ledger/schedule.js';
 
 export interface HostPort { host: string; port: number }
@@ -67,6 +69,11 @@ export interface NodeConfig {
   metrics?: boolean;
   /** Also collect process metrics (CPU, RSS, GC, event-loop lag): for a real node process, not the simulator. */
   processMetrics?: boolean;
+  /**
+   * The block explorer page (README "Explorer"): with RPC, served at GET /explorer on the RPC port unless
+   * false (`--no-explorer`). It uses only the public JSON-RPC and WebSocket API.
+   */
+  explorer?: boolean;
 }
 
 /** One verification worker per CPU, at most 4 (a verifier is rarely the bottleneck beyond that). */
@@ -215,7 +222,7 @@ export class MeshNode {
         }
         if (metrics) node.#unwire.push(wireMetrics(metrics, { network: node.network }));
       }
-      if (cfg.rpc) await node.#startRpc(cfg.rpc, { ...DEFAULT_RPC_LIMITS, ...cfg.rpcLimits }, cfg.datadir);
+      if (cfg.rpc) await node.#startRpc(cfg.rpc, { ...DEFAULT_RPC_LIMITS, ...cfg.rpcLimits }, cfg.datadir, cfg.explorer !== false);
       producer?.start();
       return node;
     } catch (e) {
@@ -273,7 +280,7 @@ export class MeshNode {
       });
   }
 
-  async #startRpc(addr: HostPort, limits: RpcLimits, datadir: string): Promise<void> {
+  async #startRpc(addr: HostPort, limits: RpcLimits, datadir: string, explorer: boolean): Promise<void> {
     const rpcLog = this.#log.child({ mod: 'rpc' });
     const log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => rpcLog[level](msg, fields);
     this.adminTokenPath = join(datadir, 'admin.token');
@@ -283,10 +290,12 @@ export class MeshNode {
     const clock = this.#clock;
     this.#subs = new Subscriptions(this.chain, this.mempool, rpcLog, limits.maxSubscriptionsPerConnection);
     this.#unwire.push(wireSubscriptions(this.chain, this.mempool, this.#subs));
+    const reorgs = new ReorgLog();
+    this.#unwire.push(wireReorgLog(this.chain, reorgs, () => clock.now()));
     const dispatcher = new RpcDispatcher({
       openrpc: loadSchema('openrpc.json'),
       handlers: createHandlers({
-        chain: this.chain, mempool: this.mempool, network: this.network, subscriptions: this.#subs,
+        chain: this.chain, mempool: this.mempool, network: this.network, subscriptions: this.#subs, reorgs,
         version: packageVersion(), validator: this.#validator, startedAt: this.startedAt, now: () => clock.now(),
       }),
       limits: { maxBatch: limits.maxBatch },
@@ -308,6 +317,15 @@ export class MeshNode {
         res.writeHead(200, { 'Content-Type': contentType, 'Content-Length': String(Buffer.byteLength(body)) });
         res.end(body);
       });
+    }
+    if (explorer) {
+      // The block explorer's files (read once, now); a package without them serves no page, says so, runs on.
+      const dir = join(packageRoot(), 'explorer');
+      try {
+        serveExplorer(this.#rpc, loadExplorerFiles(dir));
+      } catch (e) {
+        rpcLog.warn('block explorer not served: its files are missing', { dir, error: (e as Error).message });
+      }
     }
     try {
       this.rpcAddress = await this.#rpc.listen(addr.host, addr.port);

@@ -8,6 +8,7 @@
  *            ──chain:head──────────────▶ network (STATUS), subscriptions (newHeads, transaction, account)
  *            ──block:connected─────────▶ network (seen transactions, orphans waiting for it)
  *            ──chain:equivocation──────▶ network (evidence relay)
+ *            ──chain:reorg─────────────▶ reorg log (getBlockTree lists the reorgs this node saw)
  *            ──chain:halted────────────▶ node (stops: an invariant failed, nothing was written)
  *   mempool  ──tx:accepted (+ origin)──▶ network (announce; not back to the peer it came from), subscriptions
  *            ──tx:removed──────────────▶ subscriptions (transaction dropped)
@@ -25,6 +26,7 @@ import type { ChainSource, MempoolSource, NetworkSource, NodeMetrics } from '../
 import type { Network } from '../p2p/network.js';
 import type { Producer } from '../producer/producer.js';
 import type { Subscriptions } from '../rpc/subscriptions.js';
+import type { ReorgLog } from '../rpc/views.js';
 
 type Off = () => void;
 const all = (offs: Off[]): Off => () => { for (const f of offs) f(); };
@@ -47,6 +49,11 @@ export function wireSubscriptions(chain: Chain, mempool: Mempool, subs: Subscrip
     mempool.on('tx:accepted', (tx) => subs.onTxAccepted(tx)),
     mempool.on('tx:removed', (e) => subs.onTxRemoved(e)),
   ]);
+}
+
+/** The RPC's reorg log records every reorg this node goes through (for explorers' fork views). */
+export function wireReorgLog(chain: Chain, reorgs: ReorgLog, now: () => number): Off {
+  return chain.on('chain:reorg', (e) => reorgs.record(e, now()));
 }
 
 /** What metrics listen to and read (structural: tests pass small fakes). */

@@ -17,12 +17,15 @@ import { addressParam, historyCursor, parseHistoryCursor, parseTxBytes } from '.
 import type { MethodHandler, RpcContext } from './server.js';
 import type { Subscriptions } from './subscriptions.js';
 import { transactionStatus } from './txstatus.js';
+import { blockSummaries, blockTree, heightOf, mempoolContent, validatorStats, type ReorgLog } from './views.js';
 
 export interface RpcNode {
   chain: Chain;
   mempool: Mempool;
   network?: Network | undefined;
   subscriptions?: Subscriptions;
+  /** The reorgs this node saw (getBlockTree lists them); absent = none recorded. */
+  reorgs?: ReorgLog;
   version: string;
   validator?: string | undefined;
   startedAt: number;
@@ -36,7 +39,7 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
   const blockBy = async (p: Record<string, unknown>) => {
     const hasHeight = p.height !== undefined;
     if (hasHeight === (p.hash !== undefined)) throw RpcError.invalidParams('give exactly one of "height" or "hash"', { param: 'height' });
-    const block = hasHeight ? await chain.getBlockAt(p.height as number) : await chain.getBlock(p.hash as string);
+    const block = hasHeight ? await chain.getBlockAt(heightOf(chain, p.height as number | 'latest')) : await chain.getBlock(p.hash as string);
     if (!block) throw RpcError.app('unknown_block', { data: hasHeight ? { height: p.height } : { hash: p.hash } });
     return block;
   };
@@ -100,8 +103,14 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
     getBlock: async (p) => {
       const block = await blockBy(p);
       const full = p.transactions === true;
-      return { ...headerToJson(block.header, block.txs.length), transactions: block.txs.map((t) => (full ? txToJson(t) : t.idHex)) };
+      return { ...headerToJson(block.header, block.txs.length), size: block.bytes.length, transactions: block.txs.map((t) => (full ? txToJson(t) : t.idHex)) };
     },
+
+    getBlockSummaries: (p) => blockSummaries(chain, heightOf(chain, (p.toHeight as number | 'latest' | undefined) ?? 'latest'), (p.count as number | undefined) ?? 20),
+
+    getBlockTree: (p) => blockTree(chain, (p.depth as number | undefined) ?? 32, node.reorgs),
+
+    getValidatorStats: (p) => validatorStats(chain, node.now(), (p.slots as number | undefined) ?? 1000),
 
     getTransaction: (p) => transactionStatus(chain, mempool, p.id as string),
 
@@ -146,7 +155,7 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
       const { entries, next } = await chain.accountHistory(pk, { limit: (p.limit as number | undefined) ?? 20, direction: p.direction as 'sent' | 'received' | 'both' | undefined, cursor });
       return {
         address,
-        transactions: entries.map((e) => ({ id: e.tx.idHex, height: e.height, index: e.index, direction: e.direction, blockHash: e.blockHash, transaction: txToJson(e.tx) })),
+        transactions: entries.map((e) => ({ id: e.tx.idHex, height: e.height, index: e.index, direction: e.direction, blockHash: e.blockHash, timestamp: e.timestamp, transaction: txToJson(e.tx) })),
         next: next ? historyCursor(next) : null,
       };
     },
@@ -157,7 +166,17 @@ export function createHandlers(node: RpcNode): Record<string, MethodHandler> {
       replaceBumpPercent: mempool.limits.replaceBumpPercent, minFee: g.params.minFee.toString(),
     }),
 
+    getMempoolContent: (p) => mempoolContent(mempool, (p.limit as number | undefined) ?? 20),
+
     getPeers: () => (node.network?.peerInfo() ?? []),
+
+    // Public and read-only, like getPeers: who this node refuses and why (adminListBans is its admin twin).
+    getBans: () => (node.network?.bans() ?? []).slice(0, 256).map((b) => ({ nodeId: b.nodeId, until: b.until, reason: b.reason })),
+
+    getSyncStatus: () => {
+      const s = node.network?.sync.status ?? { syncing: false, height: chain.head.height, target: chain.head.height };
+      return { ...s, peers: node.network?.readyPeers().length ?? 0 };
+    },
 
     getEquivocations: async () => (await chain.equivocationHeaders(1000)).map((e) => ({
       slot: e.slot, proposer: encodeAddress(e.proposer), blockHash: e.hashHex, header: toHex(e.bytes),

@@ -82,7 +82,7 @@ export interface ChainInfo {
 export type TransactionJson = TxJson;
 
 /** getBlock (schema Block): the header plus transaction ids, or full transactions with `transactions: true`. */
-export type BlockJson<T extends string | TxJson = string | TxJson> = HeaderJson & { transactions: T[] };
+export type BlockJson<T extends string | TxJson = string | TxJson> = HeaderJson & { transactions: T[]; /** Encoded size in bytes. */ size: number };
 
 /** getTransaction and `transaction` subscription events (schema TransactionStatus). */
 export type TransactionStatus =
@@ -120,6 +120,8 @@ export interface HistoryEntry {
   index: number;
   direction: 'sent' | 'received';
   blockHash: string;
+  /** The block's timestamp, ms since the Unix epoch. */
+  timestamp: number;
   transaction: TxJson;
 }
 
@@ -185,7 +187,8 @@ export interface AccountEvent {
 
 export type SubscriptionTopic = 'newHeads' | 'pendingTransactions' | 'transaction' | 'account';
 
-export type BlockSelector = { height: number } | { hash: string };
+/** A block by height (`'latest'`: the head), or by hash. */
+export type BlockSelector = { height: number | 'latest' } | { hash: string };
 
 // ---------------------------------------------------------------------------------------------- errors
 

@@ -99,3 +99,21 @@ test('best chain: set from the head down to genesis, switched only onto a branch
   assert.deepEqual(ix.best, [g, a1, b2].map((e) => e.hashHex));
   assert.equal(ix.bestAt(3), undefined);
 });
+
+test('atHeight: every branch\'s blocks at a height, through adds, start-up loading and forgetting', () => {
+  const { g, a1, a2, a3, b2, c2, all } = build();
+  const ix = new BlockIndex();
+  for (const e of all) ix.add(e);
+  assert.deepEqual(ix.atHeight(0), [g]);
+  assert.deepEqual(ix.atHeight(2).map((e) => e.hashHex), [a2, b2, c2].map((e) => e.hashHex));
+  assert.deepEqual(ix.atHeight(3), [a3]);
+  assert.deepEqual(ix.atHeight(4), []);
+  ix.remove(c2);
+  assert.deepEqual(ix.atHeight(2).map((e) => e.hashHex), [a2, b2].map((e) => e.hashHex));
+  ix.remove(a3);
+  assert.deepEqual(ix.atHeight(3), []);
+  const loaded = new BlockIndex();
+  loaded.load([...all].reverse(), new Map([[b2.hashHex, 'bad_state_root']]));
+  assert.deepEqual(loaded.atHeight(2).map((e) => e.hashHex).sort(), hex(a2, b2, c2), 'invalid blocks are listed too');
+  assert.deepEqual(loaded.atHeight(1), [a1]);
+});
