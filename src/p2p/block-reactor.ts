@@ -47,7 +47,11 @@ export class BlockReactor implements Reactor {
   readonly #inflight = new Set<string>();
   /** Blocks whose parent we lack (bounded in count and bytes, in total and per peer). */
   readonly orphans: OrphanPool;
-  readonly stats = { blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateBlockBodies: 0 };
+  /**
+   * Full block bodies received (pushed, fetched after an announcement, or synced), announcements, bodies we
+   * already had, and every byte of block relay received (bodies, announcements): what relay costs a node.
+   */
+  readonly stats = { blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateBlockBodies: 0, blockBytesIn: 0 };
 
   constructor(o: BlockReactorOptions) {
     this.#o = o;
@@ -59,10 +63,10 @@ export class BlockReactor implements Reactor {
     ];
   }
 
-  onMessage(peer: Peer, m: Message): void | Promise<void> {
+  onMessage(peer: Peer, m: Message, frameBytes: number): void | Promise<void> {
     switch (m.type) {
       case MSG.BLOCK: return this.#onBlockPush(peer, m.block);
-      case MSG.INV_BLOCK: return this.#onInvBlock(peer, m.hash, m.height);
+      case MSG.INV_BLOCK: return this.#onInvBlock(peer, m.hash, m.height, frameBytes);
     }
   }
 
@@ -95,8 +99,10 @@ export class BlockReactor implements Reactor {
     this.orphans.dropPeer(peer);
   }
 
-  /** Decode a block a peer sent; a malformed one costs that peer. */
+  /** Decode a block body a peer sent (pushed, fetched or synced); a malformed one costs that peer. */
   decode(bytes: Uint8Array, from: Peer): Block | undefined {
+    this.stats.blockBodiesIn++;
+    this.stats.blockBytesIn += bytes.length;
     try {
       return decodeBlock(bytes, this.#o.chain.genesis.params.maxBlockBytes);
     } catch (e) {
@@ -155,13 +161,13 @@ export class BlockReactor implements Reactor {
   async #onBlockPush(peer: Peer, bytes: Uint8Array): Promise<void> {
     const b = this.decode(bytes, peer);
     if (!b) return;
-    this.stats.blockBodiesIn++;
     this.#inflight.delete(b.header.hashHex);
     await this.accept(b, peer, 'gossip');
   }
 
-  #onInvBlock(peer: Peer, hash: Uint8Array, height: number): void {
+  #onInvBlock(peer: Peer, hash: Uint8Array, height: number, frameBytes: number): void {
     this.stats.blockAnnouncementsIn++;
+    this.stats.blockBytesIn += frameBytes;
     const hex = toHex(hash);
     peer.knownBlocks.add(hex);
     if (height > peer.headHeight) { peer.headHeight = height; peer.headHash = hash; }
@@ -174,7 +180,6 @@ export class BlockReactor implements Reactor {
           const b = this.decode(bytes, peer);
           if (!b) return;
           if (b.header.hashHex !== hex) return this.#host.penalize(peer, 'unrequested', 'block not asked for');
-          this.stats.blockBodiesIn++;
           await this.accept(b, peer, 'gossip');
         }
       }, 'blocks'))

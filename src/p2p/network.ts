@@ -68,7 +68,7 @@ export interface NetworkOptions {
 
 /** Gossip and back-pressure counters (metrics mirror them). */
 export interface NetStats {
-  txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number;
+  txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number; blockBytesIn: number;
   duplicateTxBodies: number; duplicateBlockBodies: number; bans: number;
   /** Back-pressure: times a peer's connection was paused; messages dropped at the hard bound; late responses dropped. */
   inboundPauses: number; inboundDropped: number; lateResponses: number;
@@ -147,7 +147,7 @@ export class Network extends TypedEmitter<NetEvents> {
     const tx = this.#tx.stats;
     const b = this.#blocks.stats;
     return {
-      txBodiesIn: tx.txBodiesIn, txAnnouncementsIn: tx.txAnnouncementsIn, blockBodiesIn: b.blockBodiesIn, blockAnnouncementsIn: b.blockAnnouncementsIn,
+      txBodiesIn: tx.txBodiesIn, txAnnouncementsIn: tx.txAnnouncementsIn, blockBodiesIn: b.blockBodiesIn, blockAnnouncementsIn: b.blockAnnouncementsIn, blockBytesIn: b.blockBytesIn,
       duplicateTxBodies: tx.duplicateTxBodies, duplicateBlockBodies: b.duplicateBlockBodies, bans: this.#scoring.issued,
       inboundPauses: this.#switch.inboundPauses, inboundDropped: this.#switch.inboundDropped, lateResponses: this.#syncReactor.lateResponses,
     };
