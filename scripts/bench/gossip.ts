@@ -281,7 +281,7 @@ try {
   }
   // Until the load is confirmed on every node, plus the blocks in flight.
   for (const start = nowMs(); ;) {
-    const pend = await Promise.all(nodes.map((n) => rpc(n.rpcPort, 'getMempoolInfo').then((x) => (x as { count: number }).count)));
+    const pend = await Promise.all(nodes.map((n) => rpc(n.rpcPort, 'getMempoolInfo').then((x) => (x as { size: number }).size)));
     if (pend.every((c) => c === 0)) break;
     if (nowMs() - start > 60_000) throw new Error(`block phase: mempools not drained after 60 s: ${pend.join(',')}`);
     await sleep(500);
