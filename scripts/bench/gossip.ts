@@ -40,6 +40,9 @@ const PER_SENDER = 10;
 const RATE = 100; // tx/s
 const TICK_MS = 50;
 const SLOT_MS = 1000;
+/** Block phase: transfers at BLOCK_RATE tx/s for BLOCK_SECS, into one follower (warm mempools: gossip runs ahead of blocks). */
+const BLOCK_RATE = SMOKE ? 200 : 1000;
+const BLOCK_SECS = SMOKE ? 3 : 8;
 
 const url = (p2pPort: number) => `ws://127.0.0.1:${p2pPort}`;
 
@@ -65,6 +68,17 @@ const SERIES = {
   synced: 'meshledger_sync_blocks_total',
 } as const;
 type Counts = Record<keyof typeof SERIES, number>;
+const SERIES_B = {
+  blockBodies: 'meshledger_gossip_block_bodies_received_total',
+  blockBytes: 'meshledger_gossip_block_bytes_received_total',
+  compact: 'meshledger_gossip_compact_blocks_received_total',
+  requested: 'meshledger_gossip_block_txs_requested_total',
+} as const;
+type CountsB = Record<keyof typeof SERIES_B, number>;
+const countsB = (m: Map<string, number>): CountsB =>
+  Object.fromEntries(Object.entries(SERIES_B).map(([k, name]) => [k, m.get(name) ?? 0])) as CountsB;
+/** A block's bytes beyond its transactions' own and their framing: the header and the list headers (≈). */
+const BLOCK_OVERHEAD = 300;
 const counts = (m: Map<string, number>): Counts =>
   Object.fromEntries(Object.entries(SERIES).map(([k, name]) => [k, m.get(name) ?? 0])) as Counts;
 
@@ -87,6 +101,24 @@ async function watchPending(rpcPort: number, seen: Map<string, number>): Promise
     });
   });
   ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscribe', params: { topic: 'pendingTransactions' } }));
+  await ack;
+  return ws;
+}
+
+/** Subscribe to newHeads; `seen` gets block hash → first notification time (bench clock). */
+async function watchHeads(rpcPort: number, seen: Map<string, number>): Promise<WebSocket> {
+  const ws = new WebSocket(`ws://127.0.0.1:${rpcPort}/`);
+  await new Promise<void>((res, rej) => { ws.once('open', () => res()); ws.once('error', rej); });
+  const ack = new Promise<void>((res, rej) => {
+    ws.on('message', (data) => {
+      const t = nowMs();
+      const m = JSON.parse(String(data)) as { id?: number; error?: unknown; method?: string; params?: { result?: { hash?: string } } };
+      if (m.id === 1) return m.error ? rej(new Error(JSON.stringify(m.error))) : res();
+      const h = m.method === 'subscription' ? m.params?.result?.hash : undefined;
+      if (h && !seen.has(h)) seen.set(h, t);
+    });
+  });
+  ws.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'subscribe', params: { topic: 'newHeads' } }));
   await ack;
   return ws;
 }
@@ -227,8 +259,61 @@ try {
     row(`time for a tx to reach 100 % of ${N} nodes, p50`, pct(reach, 50), 'ms', { name: 'slot time', value: SLOT_MS, unit: 'ms' }),
     row(`time for a tx to reach 100 % of ${N} nodes, p99`, pct(reach, 99), 'ms', { name: 'slot time', value: SLOT_MS, unit: 'ms' }),
   ];
+
+  // ---- block phase: BLOCK_RATE tx/s for BLOCK_SECS; every block's bytes of relay received per node, full
+  // bodies per node, and its time to reach 100 % of nodes (newHeads on every node, bench clock)
+  const heads = nodes.map(() => new Map<string, number>());
+  sockets.push(...await Promise.all(nodes.map((n, i) => watchHeads(n.rpcPort, heads[i]!))));
+  // The tx phase's senders go on with their next nonces.
+  const bTxs: Tx[] = [];
+  for (let r = 0; bTxs.length < BLOCK_RATE * BLOCK_SECS; r++) for (const s2 of senders) if (bTxs.length < BLOCK_RATE * BLOCK_SECS) bTxs.push(transfer(s2, sink.pk, 1000n, BigInt(PER_SENDER + r)));
+  const txBytes = new Map(bTxs.map((t) => [t.idHex, t.bytes.length]));
+  const bh0 = (await rpc(nodes[0]!.rpcPort, 'getChainInfo')).height as number;
+  const bBefore = await Promise.all(nodes.map((n) => scrape(n.rpcPort).then(countsB)));
+  const bPerTick = Math.max(1, Math.round((BLOCK_RATE * TICK_MS) / 1000));
+  const bStart = nowMs();
+  for (let i = 0, k = 0; i < bTxs.length; i += bPerTick, k++) {
+    const wait = bStart + k * TICK_MS - nowMs();
+    if (wait > 0) await sleep(wait);
+    const batch = bTxs.slice(i, i + bPerTick);
+    const body = JSON.stringify(batch.map((tx, j) => ({ jsonrpc: '2.0', id: j, method: 'sendTransaction', params: { tx: toHex(tx.bytes) } })));
+    await fetch(`http://127.0.0.1:${src.rpcPort}/`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+  }
+  // Until the load is confirmed on every node, plus the blocks in flight.
+  for (const start = nowMs(); ;) {
+    const pend = await Promise.all(nodes.map((n) => rpc(n.rpcPort, 'getMempoolInfo').then((x) => (x as { size: number }).size)));
+    if (pend.every((c) => c === 0)) break;
+    if (nowMs() - start > 60_000) throw new Error(`block phase: mempools not drained after 60 s: ${pend.join(',')}`);
+    await sleep(500);
+  }
+  await sleep(2 * SLOT_MS);
+  const bAfter = await Promise.all(nodes.map((n) => scrape(n.rpcPort).then(countsB)));
+  const bh1 = Math.min(...await Promise.all(nodes.map((n) => rpc(n.rpcPort, 'getChainInfo').then((x) => (x as { height: number }).height))));
+  const blockSizes: number[] = [];
+  const spread: number[] = [];
+  for (let h = bh0 + 1; h <= bh1; h++) {
+    const b = (await rpc(nodes[0]!.rpcPort, 'getBlock', { height: h })) as { hash: string; transactions: string[] };
+    blockSizes.push(BLOCK_OVERHEAD + b.transactions.reduce((n, id) => n + (txBytes.get(id) ?? 200) + 3, 0));
+    const times = heads.map((m) => m.get(b.hash)).filter((t): t is number => t !== undefined);
+    if (times.length === N) spread.push(Math.max(...times) - Math.min(...times));
+  }
+  spread.sort((a, b) => a - b);
+  const bSum = (k: keyof CountsB) => bAfter.reduce((x, a, i) => x + (a[k] - bBefore[i]![k]), 0);
+  const bBlocks = blockSizes.length;
+  const totalBlockBytes = blockSizes.reduce((x, y) => x + y, 0);
+  const bytesRatio = bBlocks ? bSum('blockBytes') / ((N - 1) * totalBlockBytes) : NaN;
+  const bodiesPerNode = bBlocks ? bSum('blockBodies') / ((N - 1) * bBlocks) : NaN;
+  console.log(`block phase: ${bTxs.length} txs at ${BLOCK_RATE} tx/s, ${bBlocks} blocks (${blockSizes.map((x) => Math.round(x / 1024)).join(',')} KiB); relay bytes received ${Math.round(bSum('blockBytes') / 1024)} KiB over all nodes; full bodies ${bSum('blockBodies')}; compact ${bSum('compact')}; txs requested ${bSum('requested')}`);
+  console.log(`block to 100 % of ${N} nodes (newHeads spread) over ${spread.length} blocks: p50 ${pct(spread, 50).toFixed(0)} ms, p99 ${pct(spread, 99).toFixed(0)} ms`);
+  summary.push(
+    row(`block relay bytes received per node per block / block size (${N} nodes, warm mempools)`, bytesRatio, '', { name: 'one full copy', value: 1, unit: '' }, '≤ 0.15'),
+    row('full block bodies received per node per block (warm mempools)', bodiesPerNode, 'copies', { name: 'one full copy', value: 1, unit: 'copies' }, '≤ 1.05'),
+    row(`time for a block to reach 100 % of ${N} nodes, p50`, pct(spread, 50), 'ms', { name: 'slot time', value: SLOT_MS, unit: 'ms' }),
+    row(`time for a block to reach 100 % of ${N} nodes, p99`, pct(spread, 99), 'ms', { name: 'slot time', value: SLOT_MS, unit: 'ms' }),
+  );
   printRows(summary);
   writeResult('gossip', {
+    blockPhase: { txs: bTxs.length, ratePerSec: BLOCK_RATE, blocks: bBlocks, blockBytes: blockSizes, relayBytesReceived: bSum('blockBytes'), fullBodies: bSum('blockBodies'), compactBlocks: bSum('compact'), txsRequested: bSum('requested'), spreadMs: { p50: Math.round(pct(spread, 50)), p99: Math.round(pct(spread, 99)), samples: spread.length } },
     nodes: N, validators: VALIDATORS, txs: TXS, ratePerSec: RATE, slotMs: SLOT_MS, peersPerNode: degrees, meanPeers: Number(meanDegree.toFixed(2)),
     blocksInWindow: blocks, pairsArrivedByBlockOnly: viaBlockPairs,
     perNode: { txBodies: perNode('txBodies'), txDuplicateBodies: perNode('txDup'), txAnnouncements: perNode('txInv'), blockBodies: perNode('blockBodies'), blockDuplicateBodies: perNode('blockDup'), blockAnnouncements: perNode('blockInv') },

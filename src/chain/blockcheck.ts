@@ -13,7 +13,7 @@
  */
 import { SigCache, headerCheckId, verifyWithCache } from '../crypto/sigcache.js';
 import type { SignatureVerifier } from '../crypto/ed25519.js';
-import { blockVerifyItem, checkBlockContext, checkBlockRules, type Block } from '../ledger/block.js';
+import { blockVerifyItem, checkBlockContext, checkBlockRules, checkHeaderRules, headerVerifyItem, type Block, type BlockHeader } from '../ledger/block.js';
 import type { Genesis } from '../ledger/genesis.js';
 import { slotStart } from '../ledger/schedule.js';
 import { RuleError } from '../ledger/rules.js';
@@ -67,10 +67,30 @@ export async function checkOnParent(block: Block, parent: { height: number; slot
  * the future, and signed by its slot's validator. Without the parent nothing else about it can be checked,
  * but these make a pool of orphans cost a validator's key to fill. Undefined if it passes.
  */
-export async function checkOrphan(block: Block, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
-  const ahead = slotStart(genesis, block.header.slot) - nowMs;
-  if (ahead > genesis.params.maxClockDriftMs) return { error: new RuleError('future_slot', `slot ${block.header.slot} starts ${ahead} ms ahead of the local clock`), remember: false };
-  const bad = await verifyWithCache(verifier, sigCache, [headerCheckId(block.header.hashHex)], () => blockVerifyItem(block, 0), URGENT);
+export function checkOrphan(block: Block, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
+  return checkSignedHeader(block.header, nowMs, genesis, verifier, sigCache);
+}
+
+/** Not from the future, and signed by its slot's validator (the header check of an orphan or a compact block). */
+async function checkSignedHeader(h: BlockHeader, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
+  const ahead = slotStart(genesis, h.slot) - nowMs;
+  if (ahead > genesis.params.maxClockDriftMs) return { error: new RuleError('future_slot', `slot ${h.slot} starts ${ahead} ms ahead of the local clock`), remember: false };
+  const bad = await verifyWithCache(verifier, sigCache, [headerCheckId(h.hashHex)], () => headerVerifyItem(h), URGENT);
   if (bad !== -1) return { error: new RuleError('bad_signature', 'block header signature'), remember: true };
   return undefined;
+}
+
+/**
+ * What a header must pass before its block's body is assembled (a compact block): its own rules, not from
+ * the future, signed by its slot's validator. All of it is intrinsic to the header (remembered on failure),
+ * except the clock.
+ */
+export async function checkHeaderAlone(h: BlockHeader, nowMs: number, genesis: Genesis, verifier: SignatureVerifier, sigCache: SigCache): Promise<Verdict | undefined> {
+  try {
+    checkHeaderRules(h, genesis);
+  } catch (e) {
+    if (e instanceof RuleError) return { error: e, remember: true };
+    throw e;
+  }
+  return checkSignedHeader(h, nowMs, genesis, verifier, sigCache);
 }

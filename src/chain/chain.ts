@@ -43,7 +43,7 @@ import { TypedEmitter } from '../util/events.js';
 import { LruMap, LruSet } from '../util/lru.js';
 import { Mutex } from '../util/mutex.js';
 import { silentLogger, type Logger } from '../util/log.js';
-import { checkOnParent, checkOrphan, checkStateless, type Verdict } from './blockcheck.js';
+import { checkHeaderAlone, checkOnParent, checkOrphan, checkStateless, type Verdict } from './blockcheck.js';
 import { BlockIndex } from './blockindex.js';
 import { checkEvidence, equivocationEvent, equivocationWith } from './evidence.js';
 import { bestTip, branchTo, locator, locatorForkPoint } from './forkchoice.js';
@@ -196,25 +196,12 @@ export class Chain extends TypedEmitter<ChainEvents> {
   /** Sum of all balances, by scanning the account keyspace (tests and audits; O(accounts)). */
   auditSupply(): Promise<{ supply: bigint; accounts: number; root: string }> { return this.#store.auditSupply(); }
 
-  /**
-   * Compute, off the critical path, the state-lattice leaves that a block of `candidates` by `proposer` on
-   * the current head would need (see LeafWarmup.warmLeaves). The node calls this after each head change with
-   * its mempool's next-block candidates and the next slot's proposer, whose mempool holds mostly the same
-   * transactions: validating that proposer's block then finds its leaves computed, wholly where its
-   * transactions are ours, per account where they differ. It stops before any step where `proceed()` says
-   * no (the node's answer: the pool has other work, or the head moved). Returns how many leaves it computed.
-   */
+  /** Leaves a likely next block will need, computed in idle time (LeafWarmup.warmLeaves); returns how many. */
   warmLeaves(candidates: readonly Tx[], proposer: Uint8Array, proceed: () => boolean = () => true, chunk = 256): Promise<number> {
     return this.#warmup.warmLeaves(candidates, proposer, proceed, chunk);
   }
 
-  /**
-   * Sync's look-ahead: `block` is expected to be added right after the block being added now (or next). When
-   * the head switch to its parent has computed the new state and is waiting for that state's write, the
-   * leaves `block` will need are computed meanwhile (worker pool), from that not-yet-written state: the
-   * write and the next block's leaves then overlap instead of following each other. Only memoisation, as
-   * warmLeaves: a hint that turns out wrong costs some leaf work and changes no result.
-   */
+  /** Sync's look-ahead: `block` comes right after the one being added (LeafWarmup.expectNext; memoisation only). */
   expectNext(block: Block | undefined): void {
     this.#warmup.expectNext(block);
   }
@@ -368,6 +355,16 @@ export class Chain extends TypedEmitter<ChainEvents> {
     }
     if (this.#head === before) return { status: 'side', hash: hashHex };
     return { status: this.#index.bestAt(before.height) === before.hashHex ? 'connected' : 'reorganized', hash: hashHex };
+  }
+
+  /**
+   * Check a header before its body is assembled (a compact block): its own rules, the clock, its signature.
+   * Throws the RuleError, remembering the hash unless the failure may pass later (future_slot).
+   */
+  async checkHeader(h: BlockHeader): Promise<void> {
+    if (this.#rejected.has(h.hashHex)) throw new RuleError('known_invalid', `block ${h.hashHex} was rejected before`);
+    const v = await checkHeaderAlone(h, this.clock.now(), this.genesis, this.verifier, this.sigCache);
+    if (v) this.#refuse(h.hashHex, v);
   }
 
   /** Throw a verdict's error, remembering the block as invalid if the verdict says so. */

@@ -43,7 +43,13 @@ export class LeafWarmup {
     return stats.computed;
   }
 
-  /** Sync's look-ahead: `block` is expected to be added right after the block being added now (or next). */
+  /**
+   * Sync's look-ahead: `block` is expected to be added right after the block being added now (or next). When
+   * the head switch to its parent has computed the new state and is waiting for that state's write, the
+   * leaves `block` will need are computed meanwhile (worker pool), from that not-yet-written state: the write
+   * and the next block's leaves then overlap instead of following each other. Only memoisation, as
+   * warmLeaves: a hint that turns out wrong costs some leaf work and changes no result.
+   */
   expectNext(block: Block | undefined): void {
     this.#nextHint = block;
   }

@@ -178,14 +178,19 @@ export function blockVerifyItem(block: Block, i: number): VerifyItem {
   return i === 0 ? headerVerifyItem(block.header) : txVerifyItem(block.txs[i - 1]!);
 }
 
-/** The stateless rules of checkBlockStatic, without building the signature checks. */
-export function checkBlockRules(block: Block, genesis: Genesis): void {
-  const h = block.header;
-  const p = genesis.params;
+/** The rules a header obeys on its own (no parent, no body, no signature). */
+export function checkHeaderRules(h: BlockHeader, genesis: Genesis): void {
   if (h.chainId !== genesis.chainId) throw new RuleError('wrong_chain', `block is for chain "${h.chainId}"`);
   if (h.height < 1) throw new RuleError('bad_height', 'only the genesis block has height 0');
   if (!bytesEqual(h.proposer, proposerFor(genesis, h.slot))) throw new RuleError('wrong_proposer', `slot ${h.slot} belongs to validator #${h.slot % genesis.validators.length}`);
   if (h.timestamp !== slotStart(genesis, h.slot)) throw new RuleError('bad_timestamp', `timestamp ${h.timestamp} ≠ slot start ${slotStart(genesis, h.slot)}`);
+}
+
+/** The stateless rules of checkBlockStatic, without building the signature checks. */
+export function checkBlockRules(block: Block, genesis: Genesis): void {
+  const h = block.header;
+  const p = genesis.params;
+  checkHeaderRules(h, genesis);
   // The transactions root binds the body to the header: only once it matches do the body's rules say anything
   // about the block the header names (a copy with another body is a different, mutated message).
   if (!ownTxRoot.has(block) && !bytesEqual(merkleRoot(block.txs.map((t) => t.id)), h.txRoot)) throw new RuleError('bad_tx_root');

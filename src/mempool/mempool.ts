@@ -619,6 +619,8 @@ export class Mempool extends TypedEmitter<MempoolEvents> {
 
   /** All pending ids (RPC, tests). */
   ids(): string[] { return [...this.#byId.keys()]; }
+  /** Every pending transaction (no copy: do not add or remove while iterating). */
+  *txs(): IterableIterator<Tx> { for (const e of this.#byId.values()) yield e.tx; }
 
   senderCount(): number { return this.#senders.size; }
 }

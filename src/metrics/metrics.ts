@@ -28,7 +28,8 @@ export interface MempoolSource {
   readonly admitting: number;
 }
 export interface GossipStats {
-  txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number;
+  txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number; blockBytesIn?: number;
+  compactBlocksIn?: number; blockTxsRequested?: number;
   duplicateTxBodies: number; duplicateBlockBodies: number; bans: number;
 }
 export interface NetworkSource {
@@ -59,6 +60,7 @@ export const METRIC_NAMES = [
   'meshledger_peers', 'meshledger_peer_events_total', 'meshledger_peer_bans_total',
   'meshledger_gossip_tx_bodies_received_total', 'meshledger_gossip_tx_duplicate_bodies_total', 'meshledger_gossip_tx_announcements_received_total',
   'meshledger_gossip_block_bodies_received_total', 'meshledger_gossip_block_duplicate_bodies_total', 'meshledger_gossip_block_announcements_received_total',
+  'meshledger_gossip_block_bytes_received_total', 'meshledger_gossip_compact_blocks_received_total', 'meshledger_gossip_block_txs_requested_total',
   'meshledger_sync_active', 'meshledger_sync_target_height', 'meshledger_sync_blocks_total', 'meshledger_sync_txs_total',
   'meshledger_verify_queue_depth', 'meshledger_db_write_seconds',
 ] as const;
@@ -151,7 +153,10 @@ export class NodeMetrics {
     mirrorCounter(r, 'meshledger_gossip_tx_bodies_received_total', 'Transaction bodies received by gossip (pushed or fetched after an announcement).', stat('txBodiesIn'));
     mirrorCounter(r, 'meshledger_gossip_tx_duplicate_bodies_total', 'Gossiped transaction bodies that this node already had.', stat('duplicateTxBodies'));
     mirrorCounter(r, 'meshledger_gossip_tx_announcements_received_total', 'Transaction ids announced to this node (INV_TX entries).', stat('txAnnouncementsIn'));
-    mirrorCounter(r, 'meshledger_gossip_block_bodies_received_total', 'Block bodies received by gossip (pushed or fetched after an announcement; not sync).', stat('blockBodiesIn'));
+    mirrorCounter(r, 'meshledger_gossip_block_bodies_received_total', 'Full block bodies received (pushed, fetched after an announcement, or synced).', stat('blockBodiesIn'));
+    mirrorCounter(r, 'meshledger_gossip_compact_blocks_received_total', 'Compact blocks received (pushed, or asked for after an announcement).', stat('compactBlocksIn'));
+    mirrorCounter(r, 'meshledger_gossip_block_txs_requested_total', 'Transactions a node had to ask for to rebuild compact blocks.', stat('blockTxsRequested'));
+    mirrorCounter(r, 'meshledger_gossip_block_bytes_received_total', 'Bytes of block relay received: bodies, announcements and compact blocks with the transactions they lacked.', stat('blockBytesIn'));
     mirrorCounter(r, 'meshledger_gossip_block_duplicate_bodies_total', 'Gossiped block bodies that this node already had.', stat('duplicateBlockBodies'));
     mirrorCounter(r, 'meshledger_gossip_block_announcements_received_total', 'Block hashes announced to this node (INV_BLOCK).', stat('blockAnnouncementsIn'));
 

@@ -11,7 +11,7 @@
  *            ──chain:reorg─────────────▶ reorg log (getBlockTree lists the reorgs this node saw)
  *            ──chain:halted────────────▶ node (stops: an invariant failed, nothing was written)
  *   mempool  ──tx:accepted (+ origin)──▶ network (announce; not back to the peer it came from), subscriptions
- *            ──tx:removed──────────────▶ subscriptions (transaction dropped)
+ *            ──tx:removed──────────────▶ network (kept to rebuild compact blocks), subscriptions (dropped)
  *   producer ──block:signed────────────▶ network (relayed before this node connects it)
  *   network  ──blocks, transactions────▶ chain.addBlock, mempool.addMany (calls, not events)
  *   rpc      ──reads, submissions──────▶ chain, mempool, network (calls)
@@ -38,6 +38,7 @@ export function wireNetwork(chain: Chain, mempool: Mempool, network: Network, pr
     mempool.on('tx:accepted', (tx, origin) => network.onTxAccepted(tx, origin)),
     chain.on('chain:equivocation', (e) => network.onEquivocation(e)),
     chain.on('block:connected', (b) => network.onBlockConnected(b)),
+    mempool.on('tx:removed', ({ tx }) => network.onTxRemoved(tx)),
     ...(producer ? [producer.on('block:signed', (b) => network.relayBlock(b))] : []),
   ]);
 }

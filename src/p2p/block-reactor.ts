@@ -1,7 +1,9 @@
 /**
- * Block gossip (BLOCK, INV_BLOCK) and orphans. A new block's body is pushed to `blockPushFanout` peers and
- * announced by hash to the rest, which fetch it (GET_BLOCKS) if they lack it. A block whose parent we lack
- * waits in a bounded orphan pool until the parent connects, while sync fetches the missing chain.
+ * Block gossip (BLOCK, INV_BLOCK) and orphans. A new block travels as a compact block (compact-reactor.ts):
+ * its proposer sends it to every peer at once, a relaying node to `blockPushFanout` peers, and the rest get
+ * its hash (INV_BLOCK) and ask for it as a compact block if they lack it. A full body is fetched (GET_BLOCKS)
+ * only when a compact block cannot be rebuilt; BLOCK (a pushed full body) is still accepted. A block whose
+ * parent we lack waits in a bounded orphan pool until the parent connects, while sync fetches the missing chain.
  *
  * Relay: only what we fully validated (connected to our best chain). A block that came by gossip is relayed
  * at once; one that came by sync only when it is within 2 blocks of the best head any peer reports, so a
@@ -19,6 +21,8 @@ import type { Peer } from './peer.js';
 import { shuffleFront, type MessageSpec, type Reactor, type ReactorHost } from './reactor.js';
 import type { AcceptResult } from './sync.js';
 import { OrphanPool } from './orphans.js';
+import { CompactReactor } from './compact-reactor.js';
+import type { Mempool } from '../mempool/mempool.js';
 
 /** How long an announced block's fetch may take before another announcement or sync has to bring it. */
 const FETCH_TIMEOUT_MS = 5000;
@@ -29,6 +33,7 @@ export interface BlockReactorOptions {
   random: Random;
   limits: Pick<NetLimits, 'blockPushFanout' | 'orphanLimit' | 'orphanBytes' | 'orphanPerPeer' | 'orphanBytesPerPeer'>;
   wire: Record<number, number>;
+  mempool: Mempool;
   /** A block's parent is missing (or a peer is ahead): catch up by sync. */
   triggerSync(): void;
 }
@@ -39,49 +44,63 @@ export class BlockReactor implements Reactor {
   readonly #o: BlockReactorOptions;
   readonly #host: ReactorHost;
   /**
-   * The bytes of the last blocks we relayed before our chain had them, served from here too: a validator
-   * relays its own block before its chain has connected (and stored) it, and a peer that got only the
-   * announcement asks for it at once. Blocks relayed after connecting are served by the chain.
+   * The last blocks we relayed, served from here too: a validator relays its own block before its chain has
+   * connected (and stored) it, and peers ask for it (compact, or its transactions) at once.
    */
-  readonly #relayed = new LruMap<string, Uint8Array>(4);
+  readonly #relayed = new LruMap<string, Block>(8);
+  readonly compact: CompactReactor;
   readonly #inflight = new Set<string>();
   /** Blocks whose parent we lack (bounded in count and bytes, in total and per peer). */
   readonly orphans: OrphanPool;
-  readonly stats = { blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateBlockBodies: 0 };
+  /**
+   * Full block bodies received (pushed, fetched after an announcement, or synced), announcements, bodies we
+   * already had, and every byte of block relay received (bodies, announcements): what relay costs a node.
+   */
+  readonly stats = { blockBodiesIn: 0, blockAnnouncementsIn: 0, duplicateBlockBodies: 0, blockBytesIn: 0 };
 
   constructor(o: BlockReactorOptions) {
     this.#o = o;
     this.#host = o.host;
     this.orphans = new OrphanPool(o.limits);
+    this.compact = new CompactReactor({
+      host: o.host, chain: o.chain, mempool: o.mempool, wire: o.wire,
+      blockFor: async (hex) => this.#relayed.peek(hex) ?? (await this.#o.chain.getBlock(hex)),
+      accept: (block, from) => this.accept(block, from, 'gossip'),
+      fetchFull: (peer, hash) => this.#fetchFull(peer, hash),
+      countBytes: (n) => { this.stats.blockBytesIn += n; },
+    });
     this.messages = [
       { type: MSG.BLOCK, maxBytes: o.wire[MSG.BLOCK]!, lane: 'blocks' },
       { type: MSG.INV_BLOCK, maxBytes: o.wire[MSG.INV_BLOCK]! },
     ];
   }
 
-  onMessage(peer: Peer, m: Message): void | Promise<void> {
+  onMessage(peer: Peer, m: Message, frameBytes: number): void | Promise<void> {
     switch (m.type) {
       case MSG.BLOCK: return this.#onBlockPush(peer, m.block);
-      case MSG.INV_BLOCK: return this.#onInvBlock(peer, m.hash, m.height);
+      case MSG.INV_BLOCK: return this.#onInvBlock(peer, m.hash, m.height, frameBytes);
     }
   }
 
-  /** Announce a block this node produced (or otherwise accepted) to the network. */
-  relay(block: Block, except?: Peer): void {
+  /**
+   * Relay a block: as a compact block to `blockPushFanout` peers drawn at random (to every peer when it is
+   * our own, the first hop), by hash to the rest; never to a peer known to have it.
+   */
+  relay(block: Block, except?: Peer, own = false): void {
     const hex = block.header.hashHex;
     const peers = this.#host.readyPeers().filter((p) => p !== except && !p.knownBlocks.has(hex));
-    if (!this.#o.chain.hasBlock(hex)) this.#relayed.set(hex, block.bytes);
-    const push = this.#pick(peers, this.#o.limits.blockPushFanout);
+    this.#relayed.set(hex, block);
+    const push = own ? new Set(peers) : this.#pick(peers, this.#o.limits.blockPushFanout);
     for (const p of peers) {
       p.knownBlocks.add(hex);
-      if (push.has(p)) this.#host.send(p, { type: MSG.BLOCK, block: block.bytes });
+      if (push.has(p)) this.compact.push(p, block);
       else this.#host.send(p, { type: MSG.INV_BLOCK, hash: block.header.hash, height: block.header.height }, true);
     }
   }
 
-  /** The bytes of a block we relayed before our chain stored it (served to peers that ask for it). */
+  /** The bytes of a block we relayed recently (served to peers that ask for it before our chain stores it). */
   relayedBytes(hex: string): Uint8Array | undefined {
-    return this.#relayed.peek(hex);
+    return this.#relayed.peek(hex)?.bytes;
   }
 
   /** A block connected: its buffered children (if any) go to the chain now. The pool is small, so a scan. */
@@ -95,8 +114,10 @@ export class BlockReactor implements Reactor {
     this.orphans.dropPeer(peer);
   }
 
-  /** Decode a block a peer sent; a malformed one costs that peer. */
+  /** Decode a block body a peer sent (pushed, fetched or synced); a malformed one costs that peer. */
   decode(bytes: Uint8Array, from: Peer): Block | undefined {
+    this.stats.blockBodiesIn++;
+    this.stats.blockBytesIn += bytes.length;
     try {
       return decodeBlock(bytes, this.#o.chain.genesis.params.maxBlockBytes);
     } catch (e) {
@@ -155,31 +176,37 @@ export class BlockReactor implements Reactor {
   async #onBlockPush(peer: Peer, bytes: Uint8Array): Promise<void> {
     const b = this.decode(bytes, peer);
     if (!b) return;
-    this.stats.blockBodiesIn++;
     this.#inflight.delete(b.header.hashHex);
     await this.accept(b, peer, 'gossip');
   }
 
-  #onInvBlock(peer: Peer, hash: Uint8Array, height: number): void {
+  #onInvBlock(peer: Peer, hash: Uint8Array, height: number, frameBytes: number): void {
     this.stats.blockAnnouncementsIn++;
+    this.stats.blockBytesIn += frameBytes;
     const hex = toHex(hash);
     peer.knownBlocks.add(hex);
     if (height > peer.headHeight) { peer.headHeight = height; peer.headHash = hash; }
     const chain = this.#o.chain;
     if (chain.hasBlock(hex) || chain.isInvalid(hex) || this.#inflight.has(hex)) return;
     this.#inflight.add(hex);
+    this.compact.fetch(peer, hash)
+      .catch(() => { /* timeout or disconnect: another announcement or sync will bring it */ })
+      .finally(() => this.#inflight.delete(hex));
+  }
+
+  /** Fetch a block's full body from `peer` (a compact block could not be rebuilt to match its header). */
+  #fetchFull(peer: Peer, hash: Uint8Array): void {
+    const hex = toHex(hash);
     peer.request<Extract<Message, { type: typeof MSG.BLOCKS }>>((reqId) => ({ type: MSG.GET_BLOCKS, reqId, hashes: [hash] }), MSG.BLOCKS, FETCH_TIMEOUT_MS)
       .then((res) => this.#host.enqueue(peer, res.blocks.reduce((n, x) => n + x.length, 0), async () => {
         for (const bytes of res.blocks) {
           const b = this.decode(bytes, peer);
           if (!b) return;
           if (b.header.hashHex !== hex) return this.#host.penalize(peer, 'unrequested', 'block not asked for');
-          this.stats.blockBodiesIn++;
           await this.accept(b, peer, 'gossip');
         }
       }, 'blocks'))
-      .catch(() => { /* timeout or disconnect: another announcement or sync will bring it */ })
-      .finally(() => this.#inflight.delete(hex));
+      .catch(() => { /* timeout or disconnect: another announcement or sync will bring it */ });
   }
 
   /**

@@ -21,6 +21,11 @@
  *  13    ADDR        [ws://host:port …] (≤ 64)                                                      16 KiB
  *  14    EVIDENCE    headerA, headerB: two signed headers of one validator for one slot             2 KiB
  *                    (equivocation proof: verifiable without state, relayed once per slot+proposer)
+ *  15    CMPCT_BLOCK reqId (0 = pushed), header, shortIds (6 bytes each), [[index, txBytes]…] prefilled
+ *                                                                          maxBlockBytes + 512 KiB
+ *  16    GET_CMPCT   reqId, blockHash                                                                  256 B
+ *  17    GET_BLOCK_TXS reqId, blockHash, [index…] (ascending, ≤ 65535)                               256 KiB
+ *  18    BLOCK_TXS   reqId, [txBytes…] (the requested indexes, in order)             maxBlockBytes + 64 KiB
  */
 import { decodeCanonical, encodeCanonical, type CanonicalValue } from '../encoding/canonical.js';
 
@@ -29,6 +34,7 @@ export const PROTOCOL_VERSION = 2;
 export const MSG = {
   STATUS: 2, TXS: 3, INV_TX: 4, GET_TX: 5, BLOCK: 6, INV_BLOCK: 7,
   GET_HASHES: 8, HASHES: 9, GET_BLOCKS: 10, BLOCKS: 11, GET_ADDR: 12, ADDR: 13, EVIDENCE: 14,
+  CMPCT_BLOCK: 15, GET_CMPCT: 16, GET_BLOCK_TXS: 17, BLOCK_TXS: 18,
 } as const;
 
 export const MAX_TXS_PER_MSG = 1024;
@@ -37,6 +43,8 @@ export const MAX_LOCATOR = 64;
 export const MAX_HASHES = 4096;
 export const MAX_GET_BLOCKS = 128;
 export const MAX_ADDRS = 64;
+/** Transactions a compact block (or a request for its transactions) may name. */
+export const MAX_COMPACT_TXS = 65_535;
 
 export type Message =
   | { type: typeof MSG.STATUS; headHeight: number; headHash: Uint8Array; headSlot: number }
@@ -51,7 +59,11 @@ export type Message =
   | { type: typeof MSG.BLOCKS; reqId: number; blocks: Uint8Array[] }
   | { type: typeof MSG.GET_ADDR }
   | { type: typeof MSG.ADDR; addrs: string[] }
-  | { type: typeof MSG.EVIDENCE; headerA: Uint8Array; headerB: Uint8Array };
+  | { type: typeof MSG.EVIDENCE; headerA: Uint8Array; headerB: Uint8Array }
+  | { type: typeof MSG.CMPCT_BLOCK; reqId: number; header: Uint8Array; shortIds: Uint8Array; prefilled: [number, Uint8Array][] }
+  | { type: typeof MSG.GET_CMPCT; reqId: number; hash: Uint8Array }
+  | { type: typeof MSG.GET_BLOCK_TXS; reqId: number; hash: Uint8Array; indexes: number[] }
+  | { type: typeof MSG.BLOCK_TXS; reqId: number; txs: Uint8Array[] };
 
 export class ProtocolError extends Error {
   readonly rule: 'malformed_frame' | 'unknown_type' | 'oversized';
@@ -70,6 +82,7 @@ export function sizeLimits(maxBlockBytes: number): Record<number, number> {
     [MSG.INV_TX]: 192 * 1024, [MSG.GET_TX]: 192 * 1024, [MSG.BLOCK]: maxBlockBytes + 64 * 1024, [MSG.INV_BLOCK]: 256,
     [MSG.GET_HASHES]: 4096, [MSG.HASHES]: 160 * 1024, [MSG.GET_BLOCKS]: 8192, [MSG.BLOCKS]: frameMax,
     [MSG.GET_ADDR]: 64, [MSG.ADDR]: 16 * 1024, [MSG.EVIDENCE]: 2048,
+    [MSG.CMPCT_BLOCK]: maxBlockBytes + 512 * 1024, [MSG.GET_CMPCT]: 256, [MSG.GET_BLOCK_TXS]: 256 * 1024, [MSG.BLOCK_TXS]: maxBlockBytes + 64 * 1024,
   };
 }
 
@@ -93,6 +106,10 @@ export function encodeMessage(m: Message): Uint8Array {
     case MSG.GET_ADDR: v = [m.type]; break;
     case MSG.ADDR: v = [m.type, m.addrs]; break;
     case MSG.EVIDENCE: v = [m.type, m.headerA, m.headerB]; break;
+    case MSG.CMPCT_BLOCK: v = [m.type, m.reqId, m.header, m.shortIds, m.prefilled]; break;
+    case MSG.GET_CMPCT: v = [m.type, m.reqId, m.hash]; break;
+    case MSG.GET_BLOCK_TXS: v = [m.type, m.reqId, m.hash, m.indexes]; break;
+    case MSG.BLOCK_TXS: v = [m.type, m.reqId, m.txs]; break;
   }
   return encodeCanonical(v, 64);
 }
@@ -122,6 +139,7 @@ const anyBytes = (x: unknown, w: string) => bytes(x, w);
 const LIST_AT: Record<number, [index: number, max: number]> = {
   [MSG.TXS]: [1, MAX_TXS_PER_MSG], [MSG.INV_TX]: [1, MAX_INV], [MSG.GET_TX]: [1, MAX_INV], [MSG.ADDR]: [1, MAX_ADDRS],
   [MSG.GET_HASHES]: [2, MAX_LOCATOR], [MSG.HASHES]: [3, MAX_HASHES], [MSG.GET_BLOCKS]: [2, MAX_GET_BLOCKS], [MSG.BLOCKS]: [2, MAX_GET_BLOCKS],
+  [MSG.CMPCT_BLOCK]: [4, MAX_COMPACT_TXS], [MSG.GET_BLOCK_TXS]: [3, MAX_COMPACT_TXS], [MSG.BLOCK_TXS]: [2, MAX_COMPACT_TXS],
 };
 
 /**
@@ -266,6 +284,19 @@ export function decodeMessageGeneric(frame: Uint8Array, limits: Record<number, n
     case MSG.GET_ADDR: arity(1); return { type };
     case MSG.ADDR: arity(2); return { type, addrs: list(f[1], 'addrs', MAX_ADDRS, (x, w) => str(x, w, 200)) };
     case MSG.EVIDENCE: arity(3); return { type, headerA: bytes(f[1], 'headerA'), headerB: bytes(f[2], 'headerB') };
+    case MSG.CMPCT_BLOCK: {
+      arity(5);
+      const shortIds = bytes(f[3], 'shortIds');
+      if (shortIds.length % 6 !== 0 || shortIds.length / 6 > MAX_COMPACT_TXS) bad(`shortIds: ${shortIds.length} bytes is not a whole number (≤ ${MAX_COMPACT_TXS}) of 6-byte ids`);
+      const prefilled = list(f[4], 'prefilled', MAX_COMPACT_TXS, (x, w) => {
+        if (!Array.isArray(x) || x.length !== 2) return bad(`${w}: expected [index, txBytes]`);
+        return [uint(x[0], `${w}.index`, MAX_COMPACT_TXS), bytes(x[1], `${w}.tx`)] as [number, Uint8Array];
+      });
+      return { type, reqId: uint(f[1], 'reqId'), header: bytes(f[2], 'header'), shortIds, prefilled };
+    }
+    case MSG.GET_CMPCT: arity(3); return { type, reqId: uint(f[1], 'reqId'), hash: hash(f[2], 'hash') };
+    case MSG.GET_BLOCK_TXS: arity(4); return { type, reqId: uint(f[1], 'reqId'), hash: hash(f[2], 'hash'), indexes: list(f[3], 'indexes', MAX_COMPACT_TXS, (x, w) => uint(x, w, MAX_COMPACT_TXS)) };
+    case MSG.BLOCK_TXS: arity(3); return { type, reqId: uint(f[1], 'reqId'), txs: list(f[2], 'txs', MAX_COMPACT_TXS, anyBytes) };
   }
   throw new ProtocolError('unknown_type', `unknown message type ${String(type)}`);
 }

@@ -68,7 +68,9 @@ export interface NetworkOptions {
 
 /** Gossip and back-pressure counters (metrics mirror them). */
 export interface NetStats {
-  txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number;
+  txBodiesIn: number; txAnnouncementsIn: number; blockBodiesIn: number; blockAnnouncementsIn: number; blockBytesIn: number;
+  /** Compact blocks received, and transactions asked for to rebuild them. */
+  compactBlocksIn: number; blockTxsRequested: number;
   duplicateTxBodies: number; duplicateBlockBodies: number; bans: number;
   /** Back-pressure: times a peer's connection was paused; messages dropped at the hard bound; late responses dropped. */
   inboundPauses: number; inboundDropped: number; lateResponses: number;
@@ -117,7 +119,7 @@ export class Network extends TypedEmitter<NetEvents> {
     });
     this.#switch = sw;
     this.#tx = new TxReactor({ host: sw, mempool: o.mempool, clock, random, log, limits: this.limits, wire });
-    this.#blocks = new BlockReactor({ host: sw, chain, random, limits: this.limits, wire, triggerSync: () => this.sync.trigger() });
+    this.#blocks = new BlockReactor({ host: sw, chain, mempool: o.mempool, random, limits: this.limits, wire, triggerSync: () => this.sync.trigger() });
     this.#syncReactor = new SyncReactor({
       host: sw, chain, clock, log, wire,
       decode: (bytes, from) => this.#blocks.decode(bytes, from),
@@ -133,6 +135,7 @@ export class Network extends TypedEmitter<NetEvents> {
     sw.addTicker(() => this.#scoring.forgive(sw.peers()));
     sw.register(this.#tx);
     sw.register(this.#blocks);
+    sw.register(this.#blocks.compact);
     sw.register(this.#syncReactor);
     sw.register(this.#evidence);
   }
@@ -147,7 +150,8 @@ export class Network extends TypedEmitter<NetEvents> {
     const tx = this.#tx.stats;
     const b = this.#blocks.stats;
     return {
-      txBodiesIn: tx.txBodiesIn, txAnnouncementsIn: tx.txAnnouncementsIn, blockBodiesIn: b.blockBodiesIn, blockAnnouncementsIn: b.blockAnnouncementsIn,
+      txBodiesIn: tx.txBodiesIn, txAnnouncementsIn: tx.txAnnouncementsIn, blockBodiesIn: b.blockBodiesIn, blockAnnouncementsIn: b.blockAnnouncementsIn, blockBytesIn: b.blockBytesIn,
+      compactBlocksIn: this.#blocks.compact.stats.compactBlocksIn, blockTxsRequested: this.#blocks.compact.stats.blockTxsRequested,
       duplicateTxBodies: tx.duplicateTxBodies, duplicateBlockBodies: b.duplicateBlockBodies, bans: this.#scoring.issued,
       inboundPauses: this.#switch.inboundPauses, inboundDropped: this.#switch.inboundDropped, lateResponses: this.#syncReactor.lateResponses,
     };
@@ -205,9 +209,14 @@ export class Network extends TypedEmitter<NetEvents> {
     this.#blocks.onBlockConnected(b);
   }
 
-  /** Announce a block this node produced (or otherwise accepted) to the network. */
-  relayBlock(block: Block, except?: Peer): void {
-    this.#blocks.relay(block, except);
+  /** Announce a block this node produced to the network (as its first hop: to every peer). */
+  relayBlock(block: Block): void {
+    this.#blocks.relay(block, undefined, true);
+  }
+
+  /** A transaction left the mempool (kept a while to rebuild compact blocks that include it). */
+  onTxRemoved(tx: Tx): void {
+    if (this.#live) this.#blocks.compact.onTxRemoved(tx);
   }
 
   // ------------------------------------------------------------------ operator actions (admin JSON-RPC)

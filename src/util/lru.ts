@@ -37,6 +37,7 @@ export class LruMap<K, V> {
   clear(): void { this.#m.clear(); this.#oldest = undefined; }
   /** Keys, least recently inserted/touched first. */
   keys(): IterableIterator<K> { return this.#m.keys(); }
+  values(): IterableIterator<V> { return this.#m.values(); }
 
   #evictOldest(): void {
     let r = (this.#oldest ??= this.#m.keys()).next();

@@ -126,7 +126,7 @@ function headerShape(h: BlockHeader): string | null {
   return null;
 }
 
-const MESSAGE_FIELDS: Record<number, Record<string, 'uint' | 'hash' | 'sig' | 'bytes' | 'str' | 'hashes' | 'byteList' | 'strList'>> = {
+const MESSAGE_FIELDS: Record<number, Record<string, 'uint' | 'hash' | 'sig' | 'bytes' | 'str' | 'hashes' | 'byteList' | 'strList' | 'uints' | 'pairs'>> = {
   [MSG.STATUS]: { headHeight: 'uint', headHash: 'hash', headSlot: 'uint' },
   [MSG.TXS]: { txs: 'byteList' },
   [MSG.INV_TX]: { ids: 'hashes' },
@@ -139,6 +139,11 @@ const MESSAGE_FIELDS: Record<number, Record<string, 'uint' | 'hash' | 'sig' | 'b
   [MSG.BLOCKS]: { reqId: 'uint', blocks: 'byteList' },
   [MSG.GET_ADDR]: {},
   [MSG.ADDR]: { addrs: 'strList' },
+  [MSG.EVIDENCE]: { headerA: 'bytes', headerB: 'bytes' },
+  [MSG.CMPCT_BLOCK]: { reqId: 'uint', header: 'bytes', shortIds: 'bytes', prefilled: 'pairs' },
+  [MSG.GET_CMPCT]: { reqId: 'uint', hash: 'hash' },
+  [MSG.GET_BLOCK_TXS]: { reqId: 'uint', hash: 'hash', indexes: 'uints' },
+  [MSG.BLOCK_TXS]: { reqId: 'uint', txs: 'byteList' },
 };
 
 function messageShape(m: Message): string | null {
@@ -150,7 +155,10 @@ function messageShape(m: Message): string | null {
     const v = (m as unknown as Record<string, unknown>)[k];
     const ok = t === 'uint' ? isSafe(v) : t === 'hash' ? isBytes(v, 32) : t === 'sig' ? isBytes(v, 64) : t === 'bytes' ? isBytes(v)
       : t === 'str' ? typeof v === 'string' : t === 'hashes' ? Array.isArray(v) && v.every((x) => isBytes(x, 32))
-        : t === 'byteList' ? Array.isArray(v) && v.every((x) => isBytes(x)) : Array.isArray(v) && v.every((x) => typeof x === 'string');
+        : t === 'byteList' ? Array.isArray(v) && v.every((x) => isBytes(x))
+          : t === 'uints' ? Array.isArray(v) && v.every((x) => isSafe(x))
+            : t === 'pairs' ? Array.isArray(v) && v.every((x) => Array.isArray(x) && x.length === 2 && isSafe(x[0]) && isBytes(x[1]))
+              : Array.isArray(v) && v.every((x) => typeof x === 'string');
     if (!ok) return `field ${k}`;
   }
   return null;
@@ -481,6 +489,10 @@ const messageArb: fc.Arbitrary<Message> = fc.oneof(
   fc.record({ type: fc.constant(MSG.BLOCKS), reqId: safeUintArb, blocks: fc.array(smallBytes, { maxLength: 3 }) }),
   fc.record({ type: fc.constant(MSG.GET_ADDR) }),
   fc.record({ type: fc.constant(MSG.ADDR), addrs: fc.array(fc.string({ maxLength: 60 }), { maxLength: 4 }) }),
+  fc.record({ type: fc.constant(MSG.CMPCT_BLOCK), reqId: safeUintArb, header: smallBytes, shortIds: fc.nat({ max: 4 }).chain((n) => fc.uint8Array({ minLength: 6 * n, maxLength: 6 * n })), prefilled: fc.array(fc.tuple(fc.nat({ max: 9 }), smallBytes), { maxLength: 2 }) }),
+  fc.record({ type: fc.constant(MSG.GET_CMPCT), reqId: safeUintArb, hash: hash32 }),
+  fc.record({ type: fc.constant(MSG.GET_BLOCK_TXS), reqId: safeUintArb, hash: hash32, indexes: fc.array(fc.nat({ max: 65_535 }), { maxLength: 4 }) }),
+  fc.record({ type: fc.constant(MSG.BLOCK_TXS), reqId: safeUintArb, txs: fc.array(smallBytes, { maxLength: 3 }) }),
 ).map((m) => ({ ...m }) as Message); // plain objects (fc.record may build null-prototype ones)
 
 const { value: canonicalArb } = fc.letrec<{ value: CanonicalValue }>((tie) => ({

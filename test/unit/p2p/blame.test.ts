@@ -12,6 +12,7 @@ import assert from 'node:assert/strict';
 import { toHex } from '../../../src/encoding/bytes.js';
 import { makeBlock, type Block } from '../../../src/ledger/block.js';
 import { MSG } from '../../../src/p2p/messages.js';
+import { compactKey, packShortIds } from '../../../src/p2p/compact.js';
 import { buildBlock, extend, makeGenesis, openTestChain, testKey, testKeys, transfer } from '../../helpers/fixtures.js';
 import { MemNet, RawPeer, startMemNode, until, type MemNode } from '../../helpers/memnet.js';
 
@@ -44,8 +45,11 @@ test('a mutated body does not condemn the header: its sender pays, the honest bl
 
     // The honest peer announces the genuine block: it is fetched (not skipped as known invalid) and connected.
     honest.send({ type: MSG.INV_BLOCK, hash: genuine.header.hash, height: 1 });
-    const ask = await honest.next(MSG.GET_BLOCKS);
-    honest.send({ type: MSG.BLOCKS, reqId: ask.reqId, blocks: [genuine.bytes] });
+    const ask = await honest.next(MSG.GET_CMPCT);
+    honest.send({
+      type: MSG.CMPCT_BLOCK, reqId: ask.reqId, header: genuine.header.bytes, shortIds: packShortIds(compactKey(genuine.header.hash), genuine.txs),
+      prefilled: genuine.txs.map((t, i) => [i, t.bytes] as [number, Uint8Array]),
+    });
     await until(() => node.chain.head.hashHex === genuine.header.hashHex, 5000, 'the honest block connects');
     assert.deepEqual(penalties(node, toHex(honestKey.publicKey)), [], 'the honest peer is charged nothing');
 
